@@ -1,0 +1,4 @@
+//! sockloop: a hand-rolled, single-threaded epoll event loop.
+#![deny(missing_docs)]
+
+pub mod sys;

@@ -1,0 +1,59 @@
+//! The system-call layer: the only module of sockloop that contains `unsafe`.
+//!
+//! Every Linux call the crate makes is wrapped here exactly once. A wrapper
+//! takes safe Rust types (`BorrowedFd`, slices, `SocketAddr`), returns
+//! `io::Result` built from `errno` (`io::Error::last_os_error()`), and its
+//! `unsafe` block carries a `// SAFETY:` comment saying why the call is sound.
+//!
+//! EINTR is retried inside the wrappers of calls that are safe to restart
+//! (`read`, `write`, `readv`, `send`, `sendmsg`, `recv`, `accept4`,
+//! `epoll_wait`). It is *not* retried for `close`: on Linux the descriptor is
+//! released even when `close` reports EINTR, so a retry could close a
+//! descriptor that another thread has just been given. It is not retried for
+//! `connect` either: a second `connect` on an interrupted socket returns
+//! EALREADY; the connection proceeds asynchronously and is completed by
+//! waiting for writability and reading `SO_ERROR`, exactly as after
+//! EINPROGRESS.
+//!
+//! With the `fault-injection` feature, the I/O wrappers consult [`fault`]
+//! first and may fail on purpose; see that module.
+
+/// Calls a `libc` function and turns the C convention "-1 and errno" into
+/// `io::Result`.
+///
+/// The caller writes the `unsafe` block's justification as a `// SAFETY:`
+/// comment directly above the macro invocation.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        #[allow(unused_unsafe)]
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// Like `syscall!`, but retries while the call fails with EINTR.
+macro_rules! syscall_retry {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        loop {
+            match syscall!($fn($($arg),*)) {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                other => break other,
+            }
+        }
+    }};
+}
+
+pub mod addr;
+pub mod epoll;
+pub mod eventfd;
+pub mod fault;
+pub mod fd;
+pub mod io;
+pub mod rlimit;
+pub mod signal;
+pub mod socket;
+pub mod sockopt;
