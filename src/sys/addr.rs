@@ -129,17 +129,18 @@ pub fn to_socket_addr(raw: &RawAddr) -> io::Result<SocketAddr> {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
             // SAFETY: the family says the storage holds a sockaddr_in, and
             // the length says it is complete; storage is aligned for it.
-            let sin: libc::sockaddr_in = unsafe {
-                std::ptr::read((&raw.storage as *const libc::sockaddr_storage).cast())
-            };
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((&raw.storage as *const libc::sockaddr_storage).cast()) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Ok(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: as above, for sockaddr_in6.
-            let sin6: libc::sockaddr_in6 = unsafe {
-                std::ptr::read((&raw.storage as *const libc::sockaddr_storage).cast())
-            };
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((&raw.storage as *const libc::sockaddr_storage).cast()) };
             Ok(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr),
                 u16::from_be(sin6.sin6_port),
@@ -172,12 +173,7 @@ mod tests {
 
     #[test]
     fn v6_round_trip_keeps_scope_and_flow() {
-        let addr = SocketAddr::V6(SocketAddrV6::new(
-            "fe80::1:2".parse().unwrap(),
-            443,
-            7,
-            3,
-        ));
+        let addr = SocketAddr::V6(SocketAddrV6::new("fe80::1:2".parse().unwrap(), 443, 7, 3));
         let raw = from_socket_addr(&addr);
         assert_eq!(raw.len() as usize, mem::size_of::<libc::sockaddr_in6>());
         assert_eq!(to_socket_addr(&raw).unwrap(), addr);

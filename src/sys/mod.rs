@@ -49,9 +49,11 @@ macro_rules! syscall_retry {
 
 pub mod addr;
 pub mod epoll;
+pub mod errno;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
+pub mod fd_traits;
 pub mod io;
 pub mod rlimit;
 pub mod signal;

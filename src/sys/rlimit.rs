@@ -13,7 +13,7 @@ pub fn nofile() -> io::Result<(u64, u64)> {
     };
     // SAFETY: `lim` is a valid rlimit for the kernel to fill.
     syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// Sets the `(soft, hard)` limits on open descriptors. Lowering the hard
@@ -24,8 +24,8 @@ pub fn nofile() -> io::Result<(u64, u64)> {
 /// soft > hard.
 pub fn set_nofile(soft: u64, hard: u64) -> io::Result<()> {
     let lim = libc::rlimit {
-        rlim_cur: soft as libc::rlim_t,
-        rlim_max: hard as libc::rlim_t,
+        rlim_cur: soft,
+        rlim_max: hard,
     };
     // SAFETY: `lim` is a valid rlimit the kernel only reads.
     syscall!(setrlimit(libc::RLIMIT_NOFILE, &lim))?;

@@ -172,3 +172,43 @@ pub fn socketpair(ty: i32) -> io::Result<(OwnedFd, OwnedFd)> {
     ))?;
     Ok((owned(fds[0]), owned(fds[1])))
 }
+
+/// Turns Nagle's algorithm off (`TCP_NODELAY`): small writes leave at once.
+///
+/// # Errors
+/// ENOPROTOOPT/EOPNOTSUPP when `fd` is not a TCP socket.
+pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    super::sockopt::set(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as libc::c_int)
+}
+
+/// Lets a listener bind over connections in TIME_WAIT (`SO_REUSEADDR`).
+///
+/// # Errors
+/// EBADF, ENOTSOCK.
+pub fn set_reuse_addr(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    super::sockopt::set(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, on as libc::c_int)
+}
+
+/// Arms an abortive close: `SO_LINGER {on, 0}`, so that `close` sends RST,
+/// discards unsent data, and leaves no TIME_WAIT behind.
+///
+/// # Errors
+/// EBADF, ENOTSOCK.
+pub fn set_linger_abort(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    super::sockopt::set(fd, libc::SOL_SOCKET, libc::SO_LINGER, linger)
+}
+
+/// `SHUT_WR`: send FIN, keep reading.
+pub const SHUT_WR: i32 = libc::SHUT_WR;
+/// `SHUT_RD`: stop reading.
+pub const SHUT_RD: i32 = libc::SHUT_RD;
+/// `SHUT_RDWR`: both.
+pub const SHUT_RDWR: i32 = libc::SHUT_RDWR;
+/// `SOCK_STREAM`.
+pub const SOCK_STREAM: i32 = libc::SOCK_STREAM;
+/// `SOCK_DGRAM`.
+pub const SOCK_DGRAM: i32 = libc::SOCK_DGRAM;

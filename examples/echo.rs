@@ -1,0 +1,93 @@
+//! Echo server: every byte received is sent back.
+//!
+//! ```text
+//! cargo run --release --example echo -- --addr 127.0.0.1:7000 \
+//!     --idle-timeout-secs 60 --max-conns 100000
+//! ```
+//! Prints `listening on ADDR` on stderr once bound; logs via `RUST_LOG`;
+//! SIGINT/SIGTERM stop it gracefully. A client that sends without reading
+//! is throttled by backpressure: once its unsent echo passes the
+//! high-water mark the server stops reading from it until it drains.
+
+use sockloop::net::TcpListener;
+use sockloop::sys::signal::{SIGINT, SIGTERM};
+use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+use std::time::Duration;
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+        if ctx.write(input.as_slice()).is_ok() {
+            input.clear();
+        }
+    }
+}
+
+struct Args {
+    addr: std::net::SocketAddr,
+    idle_timeout_secs: u64,
+    max_conns: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        addr: "127.0.0.1:7000".parse().map_err(|e| format!("{e}"))?,
+        idle_timeout_secs: 60,
+        max_conns: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--idle-timeout-secs" => {
+                args.idle_timeout_secs = value()?
+                    .parse()
+                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
+            }
+            "--max-conns" => {
+                args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: echo [--addr HOST:PORT] [--idle-timeout-secs N] [--max-conns N]".into(),
+                )
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = serve(&args) {
+        eprintln!("echo: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: &Args) -> std::io::Result<()> {
+    let mut ev = EventLoop::new()?;
+    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
+    let listener = TcpListener::bind(args.addr)?;
+    let mut config = ServerConfig {
+        max_conns: args.max_conns,
+        ..ServerConfig::default()
+    };
+    config.conn.idle_timeout = match args.idle_timeout_secs {
+        0 => None,
+        n => Some(Duration::from_secs(n)),
+    };
+    eprintln!("listening on {}", listener.local_addr()?);
+    ev.listen(listener, config, |_| Box::new(Echo))?;
+    ev.run()
+}

@@ -1,0 +1,573 @@
+//! A connection's state in the slab, and the loop's work on it: the read
+//! path, the write path, and the three ways of closing.
+//!
+//! Readiness is edge-triggered, so the loop remembers it in two flags:
+//! `READABLE` is set by an EPOLLIN/EPOLLRDHUP edge and cleared only when a
+//! read comes back short or with EAGAIN; `WRITABLE` is set by EPOLLOUT and
+//! cleared when a send is short or fails with EAGAIN. A connection that
+//! stops reading while still `READABLE` (fairness cap, paused by the user or
+//! by backpressure) is put on the ready list when it may read again, because
+//! no new edge will come for bytes that are already queued.
+
+use crate::buffer::Buffer;
+use crate::handler::{CloseReason, Handler};
+use crate::io::{read_available, IoStatus, ReadOutcome};
+use crate::poll::Ready;
+use crate::reactor::{Core, TimerTask, READS_PER_TURN, READ_CHUNK};
+use crate::sys;
+use crate::timer::TimerId;
+use crate::token::Token;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// A connection's state bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Flags(u16);
+
+impl Flags {
+    /// The kernel may have bytes (or EOF) for us.
+    pub(crate) const READABLE: Flags = Flags(1);
+    /// The send buffer may have room.
+    pub(crate) const WRITABLE: Flags = Flags(1 << 1);
+    /// Non-blocking connect in progress.
+    pub(crate) const CONNECTING: Flags = Flags(1 << 2);
+    /// The peer's FIN has been read.
+    pub(crate) const PEER_FIN: Flags = Flags(1 << 3);
+    /// The user paused reading.
+    pub(crate) const USER_PAUSED: Flags = Flags(1 << 4);
+    /// Backpressure paused reading (output above the high-water mark).
+    pub(crate) const HW_PAUSED: Flags = Flags(1 << 5);
+    /// Close once the output is flushed.
+    pub(crate) const CLOSE_REQ: Flags = Flags(1 << 6);
+    /// Shut down our writing side once the output is flushed.
+    pub(crate) const SHUT_WR_REQ: Flags = Flags(1 << 7);
+    /// Our FIN has been sent.
+    pub(crate) const WR_SHUT: Flags = Flags(1 << 8);
+    /// Finished: waiting to be reaped at the end of the turn.
+    pub(crate) const CLOSED: Flags = Flags(1 << 9);
+    /// On the ready list.
+    pub(crate) const IN_READY: Flags = Flags(1 << 10);
+    /// EPOLLRDHUP seen: the peer's FIN is queued behind the data.
+    pub(crate) const RDHUP: Flags = Flags(1 << 11);
+    /// Output was queued: tell the handler when it drains.
+    pub(crate) const WANT_DRAIN: Flags = Flags(1 << 12);
+
+    #[inline]
+    pub(crate) fn contains(self, f: Flags) -> bool {
+        self.0 & f.0 == f.0
+    }
+    #[inline]
+    pub(crate) fn any(self, f: Flags) -> bool {
+        self.0 & f.0 != 0
+    }
+    #[inline]
+    pub(crate) fn insert(&mut self, f: Flags) {
+        self.0 |= f.0;
+    }
+    #[inline]
+    pub(crate) fn remove(&mut self, f: Flags) {
+        self.0 &= !f.0;
+    }
+}
+
+impl std::ops::BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, o: Flags) -> Flags {
+        Flags(self.0 | o.0)
+    }
+}
+
+/// One connection's state, stored in the slab.
+pub(crate) struct Conn {
+    pub(crate) fd: OwnedFd,
+    pub(crate) flags: Flags,
+    pub(crate) profile: u16,
+    pub(crate) input: Buffer,
+    pub(crate) output: Buffer,
+    pub(crate) handler: Option<Box<dyn Handler>>,
+    pub(crate) last_active: u64,
+    pub(crate) idle_timer: Option<TimerId>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        fd: OwnedFd,
+        profile: u16,
+        handler: Box<dyn Handler>,
+        now: u64,
+        connecting: bool,
+    ) -> Conn {
+        let mut flags = Flags::default();
+        if connecting {
+            flags.insert(Flags::CONNECTING);
+        } else {
+            flags.insert(Flags::WRITABLE);
+        }
+        Conn {
+            fd,
+            flags,
+            profile,
+            input: Buffer::new(),
+            output: Buffer::new(),
+            handler: Some(handler),
+            last_active: now,
+            idle_timer: None,
+        }
+    }
+
+    fn may_read(&self) -> bool {
+        self.flags.contains(Flags::READABLE)
+            && !self
+                .flags
+                .any(Flags::USER_PAUSED | Flags::HW_PAUSED | Flags::CLOSED | Flags::CONNECTING)
+    }
+}
+
+impl Core {
+    /// An epoll event for a connection.
+    pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return; // closed earlier in this batch: the event is stale
+        }
+        if c.flags.contains(Flags::CONNECTING) {
+            if ready.is_writable() || ready.is_error() || ready.is_hup() {
+                self.finish_connect(tok);
+            }
+            let Some(c) = self.conn_mut(tok) else { return };
+            if c.flags.any(Flags::CONNECTING | Flags::CLOSED) {
+                return;
+            }
+        }
+        let c = match self.conn_mut(tok) {
+            Some(c) => c,
+            None => return,
+        };
+        if ready.is_read_closed() {
+            c.flags.insert(Flags::RDHUP);
+        }
+        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+            c.flags.insert(Flags::READABLE);
+        }
+        if ready.is_writable() || ready.is_error() {
+            c.flags.insert(Flags::WRITABLE);
+            if !c.output.is_empty() {
+                self.flush_output(tok);
+            }
+        }
+        self.read_ready(tok);
+    }
+
+    /// The writability that ends a non-blocking connect: SO_ERROR says how.
+    fn finish_connect(&mut self, tok: Token) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        match sys::sockopt::take_error(c.fd.as_fd()) {
+            Ok(None) => {
+                c.flags.remove(Flags::CONNECTING);
+                c.flags.insert(Flags::WRITABLE);
+                self.start_idle_timer(tok);
+                self.with_handler(tok, |h, ctx| h.on_open(ctx));
+                // Bytes written while connecting were queued: send them.
+                if self.conn(tok).is_some_and(|c| !c.output.is_empty()) {
+                    self.flush_output(tok);
+                }
+            }
+            Ok(Some(e)) | Err(e) => self.finish(tok, CloseReason::ConnectFailed(e)),
+        }
+    }
+
+    /// Reads while the connection is readable and may read, at most
+    /// `READS_PER_TURN` times, delivering each chunk to the handler.
+    pub(crate) fn read_ready(&mut self, tok: Token) {
+        for _ in 0..READS_PER_TURN {
+            let Core {
+                entries,
+                scratch_in,
+                now,
+                profiles,
+                ..
+            } = self;
+            let Some(crate::reactor::Entry::Conn(c)) = entries.get_mut(tok) else {
+                return;
+            };
+            if !c.may_read() {
+                return;
+            }
+            // Empty input buffer: read into the loop's shared 64 KiB buffer,
+            // so a connection holds no buffer of its own between messages.
+            // Otherwise append to its buffer, spilling into the shared one.
+            let from_scratch = c.input.is_empty();
+            let outcome = if from_scratch {
+                scratch_in.clear();
+                match scratch_in.writable(READ_CHUNK) {
+                    Ok(space) => match sys::io::read(c.fd.as_fd(), space) {
+                        Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
+                        Ok(n) => {
+                            scratch_in.commit(n);
+                            ReadOutcome::Data {
+                                n,
+                                drained: n < READ_CHUNK,
+                            }
+                        }
+                        Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
+                    },
+                    Err(e) => ReadOutcome::Stop(IoStatus::Error(e.into())),
+                }
+            } else {
+                c.input
+                    .set_max(profiles[c.profile as usize].config.max_input);
+                scratch_in.clear();
+                let spill = scratch_in.spare();
+                read_available(c.fd.as_fd(), &mut c.input, spill)
+            };
+            match outcome {
+                ReadOutcome::Data { drained, .. } => {
+                    c.last_active = *now;
+                    if drained {
+                        c.flags.remove(Flags::READABLE);
+                    }
+                    let eof_next = drained && c.flags.contains(Flags::RDHUP);
+                    if c.flags.contains(Flags::CLOSE_REQ) {
+                        // Closing: discard what still arrives.
+                        c.input.release();
+                        scratch_in.clear();
+                    } else {
+                        self.deliver(tok, from_scratch);
+                    }
+                    if eof_next {
+                        // EPOLLRDHUP and a short read: the FIN is next; no
+                        // need to spend a read to see the 0.
+                        self.peer_fin(tok);
+                        return;
+                    }
+                }
+                ReadOutcome::Stop(IoStatus::WouldBlock) => {
+                    c.flags.remove(Flags::READABLE);
+                    return;
+                }
+                ReadOutcome::Stop(IoStatus::Eof) => {
+                    self.peer_fin(tok);
+                    return;
+                }
+                ReadOutcome::Stop(IoStatus::Reset) => {
+                    self.finish(tok, CloseReason::Reset);
+                    return;
+                }
+                ReadOutcome::Stop(IoStatus::Error(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
+                    self.finish(tok, CloseReason::InputLimit);
+                    return;
+                }
+                ReadOutcome::Stop(IoStatus::Error(e)) => {
+                    self.finish(tok, CloseReason::Error(e));
+                    return;
+                }
+                ReadOutcome::Stop(IoStatus::BrokenPipe | IoStatus::Done) => {
+                    self.finish(tok, CloseReason::BrokenPipe);
+                    return;
+                }
+            }
+        }
+        // Fairness cap reached with bytes still queued: continue next turn.
+        self.push_ready(tok);
+    }
+
+    pub(crate) fn push_ready(&mut self, tok: Token) {
+        if let Some(c) = self.conn_mut(tok) {
+            if c.may_read() && !c.flags.contains(Flags::IN_READY) {
+                c.flags.insert(Flags::IN_READY);
+                self.ready.push(tok);
+            }
+        }
+    }
+
+    /// Hands the input to the handler. Bytes it leaves unconsumed move
+    /// into (or stay in) the connection's own buffer.
+    fn deliver(&mut self, tok: Token, from_scratch: bool) {
+        let mut input = if from_scratch {
+            std::mem::take(&mut self.scratch_in)
+        } else {
+            match self.conn_mut(tok) {
+                Some(c) => std::mem::take(&mut c.input),
+                None => return,
+            }
+        };
+        self.with_handler(tok, |h, ctx| h.on_data(ctx, &mut input));
+        if from_scratch {
+            let leftover = if input.is_empty() {
+                Ok(())
+            } else {
+                match self.conn_mut(tok) {
+                    Some(c) => c.input.extend(input.as_slice()),
+                    None => Ok(()),
+                }
+            };
+            input.clear();
+            self.scratch_in = input;
+            if leftover.is_err() {
+                self.finish(tok, CloseReason::InputLimit);
+            }
+        } else if let Some(c) = self.conn_mut(tok) {
+            if input.is_empty() {
+                input.release(); // drained: an idle connection holds nothing
+            }
+            c.input = input;
+        }
+    }
+
+    /// After any callback on `tok`: send what it wrote (one send for all of
+    /// it), queue the rest, apply backpressure and pending closes.
+    pub(crate) fn after_callback(&mut self, tok: Token) {
+        if !self.scratch_out.is_empty() {
+            let mut out = std::mem::take(&mut self.scratch_out);
+            self.send_or_queue(tok, out.as_slice());
+            out.clear();
+            self.scratch_out = out;
+        }
+        self.check_state(tok);
+    }
+
+    /// Writes `data` to the connection now if it can, queues the rest.
+    pub(crate) fn send_or_queue(&mut self, tok: Token, data: &[u8]) {
+        let now = self.now;
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let mut sent = 0;
+        if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
+            match sys::io::send(c.fd.as_fd(), data) {
+                Ok(n) => {
+                    sent = n;
+                    c.last_active = now;
+                    if n < data.len() {
+                        c.flags.remove(Flags::WRITABLE);
+                    }
+                }
+                Err(e) => match IoStatus::from_error(e) {
+                    IoStatus::WouldBlock => c.flags.remove(Flags::WRITABLE),
+                    status => return self.write_failed(tok, status),
+                },
+            }
+        }
+        if sent < data.len() {
+            c.output.set_max(usize::MAX); // the limit is enforced at write()
+            if c.output.extend(&data[sent..]).is_err() {
+                return self.finish(tok, CloseReason::OutputLimit);
+            }
+            c.flags.insert(Flags::WANT_DRAIN);
+        }
+    }
+
+    fn write_failed(&mut self, tok: Token, status: IoStatus) {
+        let reason = match status {
+            IoStatus::Reset => CloseReason::Reset,
+            IoStatus::BrokenPipe => CloseReason::BrokenPipe,
+            IoStatus::Error(e) => CloseReason::Error(e),
+            _ => CloseReason::BrokenPipe,
+        };
+        self.finish(tok, reason);
+    }
+
+    /// EPOLLOUT with queued output: send as much as the socket takes.
+    pub(crate) fn flush_output(&mut self, tok: Token) {
+        let now = self.now;
+        let Some(c) = self.conn_mut(tok) else { return };
+        while !c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
+            let len = c.output.len();
+            match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
+                Ok(n) => {
+                    c.output.consume(n);
+                    c.last_active = now;
+                    if n < len {
+                        c.flags.remove(Flags::WRITABLE);
+                    }
+                }
+                Err(e) => match IoStatus::from_error(e) {
+                    IoStatus::WouldBlock => c.flags.remove(Flags::WRITABLE),
+                    status => return self.write_failed(tok, status),
+                },
+            }
+        }
+        if c.output.is_empty() {
+            c.output.release();
+            let resumed = c.flags.contains(Flags::HW_PAUSED);
+            c.flags.remove(Flags::HW_PAUSED);
+            if resumed {
+                self.push_ready(tok);
+            }
+            let Some(c) = self.conn_mut(tok) else { return };
+            if c.flags.contains(Flags::WANT_DRAIN) {
+                c.flags.remove(Flags::WANT_DRAIN);
+                if !c.flags.any(Flags::CLOSE_REQ | Flags::CLOSED) {
+                    self.with_handler(tok, |h, ctx| h.on_drain(ctx));
+                    return;
+                }
+            }
+        }
+        self.check_state(tok);
+    }
+
+    /// Applies backpressure and carries out requested half-closes and
+    /// closes whose output has been flushed.
+    pub(crate) fn check_state(&mut self, tok: Token) {
+        let Some(c) = self.conn(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let high_water = self.config(c).high_water;
+        let linger = self.config(c).linger;
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.output.len() > high_water {
+            c.flags.insert(Flags::HW_PAUSED);
+        }
+        if !c.output.is_empty() || c.flags.contains(Flags::CONNECTING) {
+            return;
+        }
+        if c.flags.any(Flags::CLOSE_REQ | Flags::SHUT_WR_REQ) && !c.flags.contains(Flags::WR_SHUT) {
+            c.flags.insert(Flags::WR_SHUT);
+            // Our FIN. ENOTCONN means the peer is already gone: fine.
+            let _ = sys::socket::shutdown(c.fd.as_fd(), sys::socket::SHUT_WR);
+            if c.flags.contains(Flags::CLOSE_REQ) && !c.flags.contains(Flags::PEER_FIN) {
+                // Wait (bounded) for the peer's FIN so that our last bytes
+                // are not destroyed by an RST for data it sends meanwhile.
+                let deadline = self.clock.deadline_after(linger);
+                self.timers.insert(deadline, TimerTask::Linger(tok));
+                if let Some(c) = self.conn_mut(tok) {
+                    c.input.release();
+                    // Keep reading (to discard) until the FIN.
+                    c.flags.remove(Flags::USER_PAUSED | Flags::HW_PAUSED);
+                }
+                self.push_ready(tok);
+                return;
+            }
+        }
+        let Some(c) = self.conn(tok) else { return };
+        if c.flags.contains(Flags::WR_SHUT) && c.flags.contains(Flags::PEER_FIN) {
+            let reason =
+                if c.flags.contains(Flags::CLOSE_REQ) && !c.flags.contains(Flags::SHUT_WR_REQ) {
+                    CloseReason::Local
+                } else {
+                    CloseReason::PeerClosed
+                };
+            self.finish(tok, reason);
+        }
+    }
+
+    /// The peer's FIN has been read.
+    pub(crate) fn peer_fin(&mut self, tok: Token) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        c.flags.insert(Flags::PEER_FIN);
+        c.flags.remove(Flags::READABLE);
+        if c.flags.contains(Flags::CLOSE_REQ) {
+            if c.flags.contains(Flags::WR_SHUT) {
+                self.finish(tok, CloseReason::Local);
+            }
+            return; // closes once flushed (check_state)
+        }
+        if !c.input.is_empty() {
+            // Unconsumed partial message at EOF: it can never complete.
+            c.input.release();
+        }
+        self.with_handler(tok, |h, ctx| h.on_peer_closed(ctx));
+    }
+
+    /// Graceful close: after the output is flushed, FIN, then wait for the
+    /// peer's FIN (bounded by the linger time), then close.
+    pub(crate) fn request_close(&mut self, tok: Token) {
+        if let Some(c) = self.conn_mut(tok) {
+            if c.flags.contains(Flags::CONNECTING) {
+                return self.finish(tok, CloseReason::Local);
+            }
+            c.flags.insert(Flags::CLOSE_REQ);
+            if c.flags.contains(Flags::PEER_FIN) {
+                // The peer already closed: reason is theirs.
+                c.flags.insert(Flags::SHUT_WR_REQ);
+            }
+        }
+        self.check_state(tok);
+    }
+
+    /// Abortive close: SO_LINGER {on, 0}, so close sends RST and discards
+    /// unsent data; no TIME_WAIT on our side.
+    pub(crate) fn abort(&mut self, tok: Token) {
+        if let Some(c) = self.conn_mut(tok) {
+            if let Err(e) = sys::socket::set_linger_abort(c.fd.as_fd()) {
+                log::debug!("SO_LINGER for abort failed: {e}");
+            }
+            c.output.release();
+        }
+        self.finish(tok, CloseReason::Aborted);
+    }
+
+    /// Ends the connection now; it is reaped at the end of the turn.
+    pub(crate) fn finish(&mut self, tok: Token, reason: CloseReason) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        c.flags.insert(Flags::CLOSED);
+        c.flags.remove(Flags::READABLE | Flags::WRITABLE);
+        if let Some(id) = c.idle_timer.take() {
+            self.timers.cancel(id);
+        }
+        self.closing.push((tok, reason));
+    }
+
+    /// Queues `data` for the connection `tok` on behalf of the current
+    /// callback: into the shared scratch if `tok` is the current connection
+    /// with nothing queued, else into (or through) its own buffer.
+    pub(crate) fn write_for(
+        &mut self,
+        current: Option<Token>,
+        tok: Token,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let Some(c) = self.conn(tok) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if c.flags
+            .any(Flags::CLOSED | Flags::CLOSE_REQ | Flags::SHUT_WR_REQ | Flags::WR_SHUT)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "connection is closing or shut down for writing",
+            ));
+        }
+        let max = self.config(c).max_output;
+        let is_current = current == Some(tok);
+        let pending = c.output.len()
+            + if is_current {
+                self.scratch_out.len()
+            } else {
+                0
+            };
+        if pending + data.len() > max {
+            self.finish(tok, CloseReason::OutputLimit);
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("output buffer limit of {max} bytes exceeded"),
+            ));
+        }
+        if is_current && c.output.is_empty() && !c.flags.contains(Flags::CONNECTING) {
+            // Sent in one go when the callback returns.
+            let _ = self.scratch_out.extend(data);
+            return Ok(());
+        }
+        if c.flags.contains(Flags::CONNECTING) {
+            if let Some(c) = self.conn_mut(tok) {
+                c.output.set_max(usize::MAX);
+                let _ = c.output.extend(data);
+                c.flags.insert(Flags::WANT_DRAIN);
+            }
+            return Ok(());
+        }
+        self.send_or_queue(tok, data);
+        if !is_current {
+            self.check_state(tok);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,272 @@
+//! [`Context`]: what a handler can do, from inside a callback.
+
+use crate::conn::Flags;
+use crate::handler::{ConnId, Handler};
+use crate::reactor::{Core, TimerTask};
+use crate::sys;
+use crate::timer::TimerId;
+use crate::token::Token;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+/// The loop, as seen from a callback. Methods without an id act on the
+/// connection whose callback is running ("this connection"); the `_to` /
+/// `_conn` variants act on any connection by [`ConnId`]. Ids of closed
+/// connections are ignored (or give `NotConnected`).
+pub struct Context<'a> {
+    core: &'a mut Core,
+    current: Option<Token>,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(core: &'a mut Core, current: Option<Token>) -> Context<'a> {
+        Context { core, current }
+    }
+
+    /// This connection's id; `None` in loop-level callbacks (posted tasks,
+    /// loop timers, `on_close`).
+    pub fn id(&self) -> Option<ConnId> {
+        self.current.map(ConnId)
+    }
+
+    fn this(&self) -> io::Result<Token> {
+        self.current
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no current connection"))
+    }
+
+    /// Writes `data` to this connection. It is sent when the callback
+    /// returns, together with everything else the callback wrote (one
+    /// `send` for a whole pipelined batch); what the socket does not take is
+    /// queued and sent on EPOLLOUT.
+    ///
+    /// # Errors
+    /// `BrokenPipe` if the connection is closing or shut down for writing;
+    /// `OutOfMemory` if the queued output would exceed the connection's
+    /// `max_output` (the connection is then closed with `OutputLimit`);
+    /// `NotConnected` outside a connection callback.
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let tok = self.this()?;
+        self.core.write_for(self.current, tok, data)
+    }
+
+    /// Writes `data` to another connection (or this one): sent at once if
+    /// that connection has nothing queued, else queued behind its output.
+    ///
+    /// # Errors
+    /// As [`Context::write`]; `NotConnected` for a closed id.
+    pub fn write_to(&mut self, id: ConnId, data: &[u8]) -> io::Result<()> {
+        self.core.write_for(self.current, id.0, data)
+    }
+
+    /// Bytes queued for this connection and not yet taken by the kernel.
+    pub fn output_len(&self) -> usize {
+        self.current.map_or(0, |t| self.output_len_of(ConnId(t)))
+    }
+
+    /// Bytes queued for connection `id` (0 for a closed id).
+    pub fn output_len_of(&self, id: ConnId) -> usize {
+        let pending = if self.current == Some(id.0) {
+            self.core.scratch_out.len()
+        } else {
+            0
+        };
+        self.core.conn(id.0).map_or(0, |c| c.output.len()) + pending
+    }
+
+    /// Closes this connection gracefully: flush the output, send FIN, wait
+    /// (bounded) for the peer's FIN, close. Later writes fail.
+    pub fn close(&mut self) {
+        if let Some(t) = self.current {
+            self.core.request_close(t);
+        }
+    }
+
+    /// Closes connection `id` gracefully; see [`Context::close`].
+    pub fn close_conn(&mut self, id: ConnId) {
+        self.core.request_close(id.0);
+    }
+
+    /// Aborts this connection: RST, queued output discarded.
+    pub fn abort(&mut self) {
+        if let Some(t) = self.current {
+            self.core.abort(t);
+        }
+    }
+
+    /// Aborts connection `id`; see [`Context::abort`].
+    pub fn abort_conn(&mut self, id: ConnId) {
+        self.core.abort(id.0);
+    }
+
+    /// Half-closes this connection: after the output is flushed, send FIN
+    /// (`shutdown(SHUT_WR)`) but keep reading.
+    pub fn shutdown_write(&mut self) {
+        if let Some(t) = self.current {
+            self.shutdown_write_conn(ConnId(t));
+        }
+    }
+
+    /// Half-closes connection `id`; see [`Context::shutdown_write`].
+    pub fn shutdown_write_conn(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conn_mut(id.0) {
+            c.flags.insert(Flags::SHUT_WR_REQ);
+        }
+        if self.current != Some(id.0) {
+            self.core.check_state(id.0);
+        }
+    }
+
+    /// True once the peer of `id` has sent its FIN.
+    pub fn peer_closed(&self, id: ConnId) -> bool {
+        self.core
+            .conn(id.0)
+            .is_some_and(|c| c.flags.contains(Flags::PEER_FIN))
+    }
+
+    /// Stops reading from this connection (backpressure); bytes stay in the
+    /// kernel buffer, and the peer is eventually flow-controlled by TCP.
+    pub fn pause_reading(&mut self) {
+        if let Some(t) = self.current {
+            self.pause_reading_of(ConnId(t));
+        }
+    }
+
+    /// Stops reading from connection `id`.
+    pub fn pause_reading_of(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conn_mut(id.0) {
+            c.flags.insert(Flags::USER_PAUSED);
+        }
+    }
+
+    /// Resumes reading from this connection.
+    pub fn resume_reading(&mut self) {
+        if let Some(t) = self.current {
+            self.resume_reading_of(ConnId(t));
+        }
+    }
+
+    /// Resumes reading from connection `id`. Bytes that arrived while it
+    /// was paused are read on the next turn (no new edge is needed).
+    pub fn resume_reading_of(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conn_mut(id.0) {
+            c.flags.remove(Flags::USER_PAUSED);
+            self.core.push_ready(id.0);
+        }
+    }
+
+    /// Arms a one-shot timer for this connection; its handler's `on_timer`
+    /// receives the returned id.
+    ///
+    /// # Errors
+    /// `NotConnected` outside a connection callback.
+    pub fn set_timer(&mut self, after: Duration) -> io::Result<TimerId> {
+        let tok = self.this()?;
+        let deadline = self.core.clock.deadline_after(after);
+        Ok(self.core.timers.insert(deadline, TimerTask::User(tok)))
+    }
+
+    /// Moves a timer to fire `after` from now, without allocating. Returns
+    /// false if it already fired or was cancelled.
+    pub fn reset_timer(&mut self, id: TimerId, after: Duration) -> bool {
+        let deadline = self.core.clock.deadline_after(after);
+        self.core.timers.reset(id, deadline)
+    }
+
+    /// Disarms a timer. Returns false if it already fired or was cancelled.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.core.timers.cancel(id).is_some()
+    }
+
+    /// Arms a loop-level one-shot timer that runs `f`.
+    pub fn add_timer<F>(&mut self, after: Duration, f: F) -> TimerId
+    where
+        F: FnOnce(&mut Context<'_>) + 'static,
+    {
+        self.core.add_loop_timer(after, Box::new(f))
+    }
+
+    /// Starts an outgoing TCP connection to `addr` (non-blocking connect:
+    /// EINPROGRESS, then writability, then `SO_ERROR`). `handler.on_open`
+    /// runs once connected; if it fails or `timeout` passes first,
+    /// `on_close` runs with `ConnectFailed` or `ConnectTimeout`.
+    ///
+    /// # Errors
+    /// Failures reported at once by `socket`/`connect` (EMFILE,
+    /// ECONNREFUSED, ENETUNREACH, EADDRNOTAVAIL).
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<ConnId> {
+        self.core.connect(addr, timeout, handler).map(ConnId)
+    }
+
+    /// Takes an already connected stream into the loop; see
+    /// [`crate::EventLoop::adopt`].
+    ///
+    /// # Errors
+    /// Errors of `fcntl` or `epoll_ctl`.
+    pub fn adopt<S: Into<OwnedFd>>(
+        &mut self,
+        stream: S,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<ConnId> {
+        let fd: OwnedFd = stream.into();
+        sys::fd::set_nonblocking(fd.as_fd(), true)?;
+        self.core.open_conn(fd, 0, handler, false).map(ConnId)
+    }
+
+    /// The peer address of this connection.
+    ///
+    /// # Errors
+    /// `NotConnected`; `InvalidInput` for a non-IP (Unix) socket.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sys::socket::peer_addr(self.fd()?)
+    }
+
+    /// The local address of this connection.
+    ///
+    /// # Errors
+    /// As [`Context::peer_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sys::socket::local_addr(self.fd()?)
+    }
+
+    /// This connection's descriptor, e.g. to set socket options.
+    ///
+    /// # Errors
+    /// `NotConnected` outside a connection callback.
+    pub fn fd(&self) -> io::Result<BorrowedFd<'_>> {
+        let tok = self.this()?;
+        self.core
+            .conn(tok)
+            .map(|c| c.fd.as_fd())
+            .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+
+    /// The loop's clock: time since the loop started, in whole ms, as of
+    /// the last wake-up.
+    pub fn now(&self) -> Duration {
+        Duration::from_millis(self.core.now)
+    }
+
+    /// How many connections the loop holds.
+    pub fn connection_count(&self) -> usize {
+        self.core.conns
+    }
+
+    /// Makes `run()` return after this turn; connections stay open.
+    pub fn stop(&mut self) {
+        self.core.stop = true;
+    }
+
+    /// Graceful shutdown: close listeners, close every connection after
+    /// flushing its output, abort what is left after `grace`; `run()`
+    /// returns once no connection remains.
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.core.begin_shutdown(grace);
+    }
+}

@@ -1,0 +1,278 @@
+//! The readn/writen state machines, for any non-blocking descriptor.
+//!
+//! The notes' `_tcp_readn` loops on EAGAIN: on a non-blocking socket that
+//! spins a core at 100% until data arrives. Here EAGAIN *suspends*: the
+//! machine keeps its progress and returns [`IoStatus::WouldBlock`]; call
+//! `advance` again when epoll reports readiness. EINTR is retried inside the
+//! `sys` wrappers, so it never reaches this layer.
+//!
+//! Each machine reports distinctly how it stopped: done, would block,
+//! end of file (with the bytes received so far still available), reset by
+//! the peer, broken pipe, or another error.
+//!
+//! A short read or short write on a stream socket means the kernel buffer
+//! is drained (or full): under edge-triggered epoll the machine returns
+//! `WouldBlock` right away instead of issuing one more call that could only
+//! fail with EAGAIN. That saves a system call per message.
+//!
+//! ```
+//! use sockloop::io::{IoStatus, ReadExact, WriteAll};
+//! use std::os::fd::AsFd;
+//!
+//! let (a, b) = std::os::unix::net::UnixStream::pair()?;
+//! a.set_nonblocking(true)?;
+//! b.set_nonblocking(true)?;
+//! let mut writer = WriteAll::new(b"ping".to_vec());
+//! assert!(matches!(writer.advance(a.as_fd()), IoStatus::Done));
+//! let mut reader = ReadExact::new(4);
+//! assert!(matches!(reader.advance(b.as_fd()), IoStatus::Done));
+//! assert_eq!(reader.filled(), b"ping");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use crate::buffer::Buffer;
+use crate::sys;
+use std::io::{self, IoSliceMut};
+use std::os::fd::BorrowedFd;
+
+/// How a step of an I/O state machine ended.
+#[derive(Debug)]
+pub enum IoStatus {
+    /// The machine has finished: all bytes read or written.
+    Done,
+    /// The descriptor would block; progress is kept. Wait for readiness.
+    WouldBlock,
+    /// The peer closed its side (read returned 0) before the machine was
+    /// done. The bytes received so far are still in the machine.
+    Eof,
+    /// The peer reset the connection (ECONNRESET).
+    Reset,
+    /// Writing to a connection that is closed for writing (EPIPE): the peer
+    /// reset it earlier, or we shut down our side.
+    BrokenPipe,
+    /// Any other error, with its errno.
+    Error(io::Error),
+}
+
+impl IoStatus {
+    /// Classifies an error from a read or write.
+    pub fn from_error(err: io::Error) -> IoStatus {
+        match err.kind() {
+            io::ErrorKind::WouldBlock => IoStatus::WouldBlock,
+            io::ErrorKind::ConnectionReset => IoStatus::Reset,
+            io::ErrorKind::BrokenPipe => IoStatus::BrokenPipe,
+            _ => IoStatus::Error(err),
+        }
+    }
+
+    /// True for [`IoStatus::Done`].
+    pub fn is_done(&self) -> bool {
+        matches!(self, IoStatus::Done)
+    }
+
+    /// The status as an `io::Error` for the failure variants (`Eof` becomes
+    /// `UnexpectedEof`); `None` for `Done` and `WouldBlock`.
+    pub fn into_error(self) -> Option<io::Error> {
+        match self {
+            IoStatus::Done | IoStatus::WouldBlock => None,
+            IoStatus::Eof => Some(io::ErrorKind::UnexpectedEof.into()),
+            IoStatus::Reset => Some(io::ErrorKind::ConnectionReset.into()),
+            IoStatus::BrokenPipe => Some(io::ErrorKind::BrokenPipe.into()),
+            IoStatus::Error(e) => Some(e),
+        }
+    }
+}
+
+/// readn: reads exactly `n` bytes, across as many readiness events as it
+/// takes.
+#[derive(Debug, Clone)]
+pub struct ReadExact {
+    buf: Vec<u8>,
+    filled: usize,
+}
+
+impl ReadExact {
+    /// A machine that will read exactly `n` bytes.
+    pub fn new(n: usize) -> ReadExact {
+        ReadExact {
+            buf: vec![0; n],
+            filled: 0,
+        }
+    }
+
+    /// Takes bytes already read elsewhere (e.g. the part of a request body
+    /// that arrived with its headers) from the front of `buf`, consuming
+    /// them. Returns how many were taken.
+    pub fn take_from(&mut self, buf: &mut Buffer) -> usize {
+        let n = buf.len().min(self.remaining());
+        self.buf[self.filled..self.filled + n].copy_from_slice(&buf.as_slice()[..n]);
+        self.filled += n;
+        buf.consume(n);
+        n
+    }
+
+    /// Reads as much as is available, up to the remaining count.
+    pub fn advance(&mut self, fd: BorrowedFd<'_>) -> IoStatus {
+        while self.filled < self.buf.len() {
+            let want = self.buf.len() - self.filled;
+            match sys::io::read(fd, &mut self.buf[self.filled..]) {
+                Ok(0) => return IoStatus::Eof,
+                Ok(n) => {
+                    self.filled += n;
+                    if n < want {
+                        // Short read: the socket is drained for now.
+                        return IoStatus::WouldBlock;
+                    }
+                }
+                Err(e) => return IoStatus::from_error(e),
+            }
+        }
+        IoStatus::Done
+    }
+
+    /// The bytes read so far.
+    pub fn filled(&self) -> &[u8] {
+        &self.buf[..self.filled]
+    }
+
+    /// How many bytes are still to be read.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.filled
+    }
+
+    /// True once all `n` bytes are read.
+    pub fn is_done(&self) -> bool {
+        self.filled == self.buf.len()
+    }
+
+    /// The bytes read so far, as an owned vector.
+    pub fn into_inner(mut self) -> Vec<u8> {
+        self.buf.truncate(self.filled);
+        self.buf
+    }
+}
+
+/// writen: writes all of its bytes, across as many readiness events as it
+/// takes. Sockets are written with `send(MSG_NOSIGNAL)`, so a reset peer
+/// yields `Reset`/`BrokenPipe`, never SIGPIPE; other descriptors (pipes)
+/// fall back to `write` after the first ENOTSOCK.
+#[derive(Debug, Clone)]
+pub struct WriteAll {
+    data: Vec<u8>,
+    written: usize,
+    not_a_socket: bool,
+}
+
+impl WriteAll {
+    /// A machine that will write all of `data`.
+    pub fn new(data: Vec<u8>) -> WriteAll {
+        WriteAll {
+            data,
+            written: 0,
+            not_a_socket: false,
+        }
+    }
+
+    /// Writes as much as the descriptor takes.
+    pub fn advance(&mut self, fd: BorrowedFd<'_>) -> IoStatus {
+        while self.written < self.data.len() {
+            let rest = &self.data[self.written..];
+            let res = if self.not_a_socket {
+                sys::io::write(fd, rest)
+            } else {
+                match sys::io::send(fd, rest) {
+                    Err(e) if e.raw_os_error() == Some(sys_errno::ENOTSOCK) => {
+                        self.not_a_socket = true;
+                        continue;
+                    }
+                    other => other,
+                }
+            };
+            match res {
+                Ok(n) => {
+                    self.written += n;
+                    if n < rest.len() {
+                        // Short write: the send buffer is full for now.
+                        return IoStatus::WouldBlock;
+                    }
+                }
+                Err(e) => return IoStatus::from_error(e),
+            }
+        }
+        IoStatus::Done
+    }
+
+    /// How many bytes have been written.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// How many bytes are still to be written.
+    pub fn remaining(&self) -> usize {
+        self.data.len() - self.written
+    }
+
+    /// True once every byte is written.
+    pub fn is_done(&self) -> bool {
+        self.written == self.data.len()
+    }
+}
+
+// errno values needed above, from the sys layer (no libc outside sys).
+mod sys_errno {
+    pub use crate::sys::errno::ENOTSOCK;
+}
+
+/// What one read into a [`Buffer`] produced.
+#[derive(Debug)]
+pub enum ReadOutcome {
+    /// `n` bytes arrived; `drained` is true when the read was short, which
+    /// on a stream socket means nothing more is queued right now.
+    Data {
+        /// Bytes read.
+        n: usize,
+        /// The read was short: the socket is drained.
+        drained: bool,
+    },
+    /// Failed or would block; see [`IoStatus`].
+    Stop(IoStatus),
+}
+
+/// Reads what is available into `buf` (for framed protocols): one `readv`
+/// into the buffer's spare room plus the caller's `spill` area (muduo's
+/// trick: a large read never forces every connection to hold a large
+/// buffer), then appends what landed in `spill` to `buf`.
+///
+/// Returns `Stop(Eof)` when the peer closed, and `Stop(Error)` with
+/// `OutOfMemory` when the data would take `buf` past its maximum (the bytes
+/// that fit are kept).
+pub fn read_available(fd: BorrowedFd<'_>, buf: &mut Buffer, spill: &mut [u8]) -> ReadOutcome {
+    let room = buf.spare().len();
+    let wanted = room + spill.len();
+    let res = {
+        let mut iov = [IoSliceMut::new(buf.spare()), IoSliceMut::new(spill)];
+        let iov = if room == 0 {
+            &mut iov[1..]
+        } else {
+            &mut iov[..]
+        };
+        sys::io::readv(fd, iov)
+    };
+    match res {
+        Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
+        Ok(n) => {
+            let in_buf = n.min(room);
+            buf.commit(in_buf);
+            if n > in_buf {
+                if let Err(e) = buf.extend(&spill[..n - in_buf]) {
+                    return ReadOutcome::Stop(IoStatus::Error(e.into()));
+                }
+            }
+            ReadOutcome::Data {
+                n,
+                drained: n < wanted,
+            }
+        }
+        Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
+    }
+}

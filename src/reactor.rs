@@ -1,0 +1,572 @@
+//! The event loop: one `epoll_wait`, then every event to its handler.
+//!
+//! One turn of [`EventLoop::run_once`]:
+//!
+//! 1. wait: timeout 0 if the ready list is non-empty, else until the
+//!    nearest timer (rounded up), else forever;
+//! 2. dispatch every event by its token (stale tokens are dropped);
+//! 3. serve the ready list: registrations that still have readiness the
+//!    loop has not consumed (fairness caps, resumed readers);
+//! 4. fire expired timers;
+//! 5. reap: connections closed during this turn are removed from the slab,
+//!    told `on_close`, and their descriptors closed, only now, so that no
+//!    event of this batch can reach a slot or fd number reused within it.
+
+use crate::buffer::Buffer;
+use crate::conn::{Conn, Flags};
+use crate::context::Context;
+use crate::handler::{CloseReason, ConnId, Handler};
+use crate::net::TcpStream;
+use crate::poll::{Interest, Poller, Ready};
+use crate::server::{ConnConfig, Listener, ServerConfig};
+use crate::sys;
+use crate::timer::{Clock, TimerId, Timers};
+use crate::token::{Registry, Token};
+use crate::waker::{LoopHandle, Shared, Task};
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Size of the loop's shared read buffer (and of each read).
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
+/// Most reads from one connection per turn before others get a go.
+pub(crate) const READS_PER_TURN: usize = 8;
+/// Most events one `epoll_wait` returns.
+const EVENTS_PER_WAIT: usize = 1024;
+
+/// A loop-level timer callback.
+pub(crate) type LoopTimerFn = Box<dyn FnOnce(&mut Context<'_>)>;
+
+/// What a timer does when it fires.
+pub(crate) enum TimerTask {
+    Idle(Token),
+    Connect(Token),
+    Linger(Token),
+    User(Token),
+    ResumeAccept(Token),
+    Shutdown,
+    Loop(LoopTimerFn),
+}
+
+/// What a token names.
+pub(crate) enum Entry {
+    Conn(Conn),
+    Listener(Listener),
+    Waker,
+    Signals(OwnedFd),
+}
+
+/// Per-listener connection settings and count (index 0: outgoing/adopted).
+pub(crate) struct Profile {
+    pub(crate) config: ConnConfig,
+    pub(crate) live: usize,
+}
+
+/// Everything the loop owns; handlers reach it through [`Context`].
+pub(crate) struct Core {
+    pub(crate) poller: Poller,
+    pub(crate) entries: Registry<Entry>,
+    pub(crate) timers: Timers<TimerTask>,
+    pub(crate) clock: Clock,
+    pub(crate) now: u64,
+    pub(crate) ready: Vec<Token>,
+    pub(crate) closing: Vec<(Token, CloseReason)>,
+    pub(crate) scratch_in: Buffer,
+    pub(crate) scratch_out: Buffer,
+    pub(crate) profiles: Vec<Profile>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conns: usize,
+    pub(crate) stop: bool,
+    pub(crate) shutting_down: bool,
+}
+
+/// A single-threaded epoll event loop.
+///
+/// ```no_run
+/// use sockloop::{Buffer, Context, EventLoop, ServerConfig};
+/// use sockloop::net::TcpListener;
+///
+/// let mut ev = EventLoop::new()?;
+/// let listener = TcpListener::bind("127.0.0.1:7000".parse().unwrap())?;
+/// ev.listen(listener, ServerConfig::default(), |_id| {
+///     Box::new(|ctx: &mut Context<'_>, input: &mut Buffer| {
+///         let _ = ctx.write(input.as_slice());
+///         input.clear();
+///     })
+/// })?;
+/// ev.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct EventLoop {
+    core: Core,
+}
+
+impl EventLoop {
+    /// Creates a loop: an epoll instance, its waker (eventfd), and a 64 KiB
+    /// shared read buffer. Also raises the soft RLIMIT_NOFILE to the hard
+    /// limit (a reactor's whole point is many descriptors).
+    ///
+    /// # Errors
+    /// EMFILE/ENFILE from `epoll_create1` or `eventfd`.
+    pub fn new() -> io::Result<EventLoop> {
+        if let Err(e) = sys::rlimit::raise_nofile_to_hard() {
+            log::debug!("cannot raise RLIMIT_NOFILE: {e}");
+        }
+        let poller = Poller::new(EVENTS_PER_WAIT)?;
+        let waker = sys::eventfd::create()?;
+        let mut entries = Registry::new();
+        let waker_tok = entries.insert(Entry::Waker);
+        poller.add(waker.as_fd(), waker_tok, Interest::READABLE)?;
+        let mut scratch_in = Buffer::with_max(READ_CHUNK);
+        let _ = scratch_in.writable(READ_CHUNK);
+        Ok(EventLoop {
+            core: Core {
+                poller,
+                entries,
+                timers: Timers::new(),
+                clock: Clock::new(),
+                now: 0,
+                ready: Vec::new(),
+                closing: Vec::new(),
+                scratch_in,
+                scratch_out: Buffer::with_max(usize::MAX),
+                profiles: vec![Profile {
+                    config: ConnConfig::default(),
+                    live: 0,
+                }],
+                shared: Arc::new(Shared::new(waker)),
+                conns: 0,
+                stop: false,
+                shutting_down: false,
+            },
+        })
+    }
+
+    /// A handle to this loop that other threads can use to post work, wake
+    /// it, or stop it.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle::new(self.core.shared.clone())
+    }
+
+    /// A context for acting on the loop from outside any callback (write to
+    /// a connection, connect, add timers).
+    pub fn context(&mut self) -> Context<'_> {
+        Context::new(&mut self.core, None)
+    }
+
+    /// Serves a listening socket (TCP or Unix): each accepted connection
+    /// gets the handler `factory` builds for it.
+    ///
+    /// # Errors
+    /// Errors of `epoll_ctl`; EMFILE when the spare descriptor cannot be
+    /// opened.
+    pub fn listen<L, F>(
+        &mut self,
+        listener: L,
+        config: ServerConfig,
+        factory: F,
+    ) -> io::Result<Token>
+    where
+        L: Into<OwnedFd>,
+        F: FnMut(ConnId) -> Box<dyn Handler> + 'static,
+    {
+        let fd: OwnedFd = listener.into();
+        sys::fd::set_nonblocking(fd.as_fd(), true)?;
+        let profile = self.core.profiles.len() as u16;
+        self.core.profiles.push(Profile {
+            config: config.conn.clone(),
+            live: 0,
+        });
+        let spare = Some(sys::fd::open_dev_null()?);
+        let tok = self.core.entries.insert(Entry::Listener(Listener {
+            fd,
+            factory: Box::new(factory),
+            profile,
+            max_conns: config.max_conns,
+            accept_batch: config.accept_batch.max(1),
+            accept_pause: config.accept_pause,
+            spare,
+            paused: false,
+            in_ready: false,
+        }));
+        let res = match self.core.entries.get(tok) {
+            Some(Entry::Listener(l)) => self.core.poller.add(l.fd.as_fd(), tok, Interest::READABLE),
+            _ => Ok(()),
+        };
+        if let Err(e) = res {
+            self.core.entries.remove(tok);
+            return Err(e);
+        }
+        Ok(tok)
+    }
+
+    /// Takes an already connected stream (TCP, Unix, one end of a
+    /// socketpair) into the loop with `handler`; `on_open` runs at once.
+    ///
+    /// # Errors
+    /// Errors of `fcntl` or `epoll_ctl` (EPERM for fds epoll cannot watch).
+    pub fn adopt<S: Into<OwnedFd>>(
+        &mut self,
+        stream: S,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<ConnId> {
+        self.context().adopt(stream, handler)
+    }
+
+    /// Starts an outgoing TCP connection; see [`Context::connect`].
+    ///
+    /// # Errors
+    /// As [`Context::connect`].
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<ConnId> {
+        self.context().connect(addr, timeout, handler)
+    }
+
+    /// Sets the settings for outgoing and adopted connections.
+    pub fn set_conn_config(&mut self, config: ConnConfig) {
+        self.core.profiles[0].config = config;
+    }
+
+    /// Stops the loop gracefully when one of `signals` (e.g. SIGINT,
+    /// SIGTERM) arrives: the signals are blocked and read from a signalfd.
+    /// Call it before spawning threads, which inherit the signal mask.
+    ///
+    /// # Errors
+    /// Errors of `pthread_sigmask`, `signalfd` or `epoll_ctl`.
+    pub fn shutdown_on_signals(&mut self, signals: &[i32]) -> io::Result<()> {
+        sys::signal::block(signals)?;
+        let fd = sys::signal::signalfd(signals)?;
+        let tok = self.core.entries.vacant_token();
+        self.core.poller.add(fd.as_fd(), tok, Interest::READABLE)?;
+        self.core.entries.insert(Entry::Signals(fd));
+        Ok(())
+    }
+
+    /// Runs until [`Context::stop`]/[`LoopHandle::stop`], or until a
+    /// graceful shutdown has closed every connection.
+    ///
+    /// # Errors
+    /// Only if `epoll_wait` fails (a broken epoll fd).
+    pub fn run(&mut self) -> io::Result<()> {
+        self.core.stop = false;
+        while !self.core.stop {
+            self.run_once(None)?;
+            if self.core.shutting_down && self.core.conns == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one turn: waits at most `timeout` (`None`: until something
+    /// happens), dispatches events, serves the ready list, fires timers,
+    /// reaps closed connections. Returns how many events epoll reported.
+    ///
+    /// # Errors
+    /// Only if `epoll_wait` fails.
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        let core = &mut self.core;
+        let timeout = if !core.ready.is_empty() || core.stop {
+            Some(Duration::ZERO)
+        } else {
+            let timer = core.timers.next_deadline().map(|d| core.clock.until(d));
+            match (timeout, timer) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        let n = core.poller.wait(timeout)?;
+        core.now = core.clock.now_ms();
+        for i in 0..n {
+            let (tok, ready) = core.poller.event(i);
+            core.dispatch(tok, ready);
+        }
+        core.serve_ready_list();
+        core.fire_timers();
+        core.reap();
+        Ok(n)
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.core.conns
+    }
+
+    /// Starts a graceful shutdown, as on SIGTERM: see
+    /// [`Context::shutdown`].
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.context().shutdown(grace);
+    }
+}
+
+impl Core {
+    /// Routes one epoll event to whatever its token names.
+    fn dispatch(&mut self, tok: Token, ready: Ready) {
+        match self.entries.get(tok) {
+            Some(Entry::Conn(_)) => self.conn_event(tok, ready),
+            Some(Entry::Listener(_)) => self.accept_ready(tok),
+            Some(Entry::Waker) => self.run_posted(),
+            Some(Entry::Signals(_)) => self.read_signals(tok),
+            None => log::trace!("dropped a stale event for {tok:?}"),
+        }
+    }
+
+    fn serve_ready_list(&mut self) {
+        // Entries pushed while serving wait for the next turn (timeout 0).
+        let list = std::mem::take(&mut self.ready);
+        for tok in list {
+            match self.entries.get(tok) {
+                Some(Entry::Conn(_)) => {
+                    if let Some(c) = self.conn_mut(tok) {
+                        c.flags.remove(Flags::IN_READY);
+                    }
+                    self.read_ready(tok);
+                }
+                Some(Entry::Listener(_)) => self.accept_ready(tok),
+                _ => {}
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        while let Some((id, task)) = self.timers.pop_expired(self.now) {
+            match task {
+                TimerTask::Idle(tok) => self.idle_check(tok),
+                TimerTask::Connect(tok) => self.connect_timeout(tok),
+                TimerTask::Linger(tok) => {
+                    if self.conn_mut(tok).is_some() {
+                        self.finish(tok, CloseReason::Local);
+                    }
+                }
+                TimerTask::User(tok) => {
+                    self.with_handler(tok, |h, ctx| h.on_timer(ctx, id));
+                }
+                TimerTask::ResumeAccept(tok) => self.resume_accepting(tok),
+                TimerTask::Shutdown => {
+                    for tok in self.conn_tokens() {
+                        self.finish(tok, CloseReason::Shutdown);
+                    }
+                }
+                TimerTask::Loop(f) => f(&mut Context::new(self, None)),
+            }
+        }
+    }
+
+    /// Removes the connections closed during this turn.
+    pub(crate) fn reap(&mut self) {
+        while !self.closing.is_empty() {
+            let batch = std::mem::take(&mut self.closing);
+            for (tok, reason) in batch {
+                let Some(Entry::Conn(mut conn)) = self.entries.remove(tok) else {
+                    continue;
+                };
+                self.conns -= 1;
+                self.profiles[conn.profile as usize].live -= 1;
+                if let Some(mut h) = conn.handler.take() {
+                    h.on_close(&mut Context::new(self, None), &reason);
+                }
+                log::debug!("{} closed: {reason}", ConnId(tok));
+                drop(conn); // closes the fd; epoll forgets it with the file
+            }
+        }
+    }
+
+    fn run_posted(&mut self) {
+        let _ = sys::eventfd::drain(self.shared.waker.as_fd());
+        let tasks: Vec<Task> = self.shared.take_tasks();
+        for task in tasks {
+            task(&mut Context::new(self, None));
+        }
+        if self.shared.take_stop() {
+            self.stop = true;
+        }
+        if let Some(grace) = self.shared.take_shutdown() {
+            Context::new(self, None).shutdown(grace);
+        }
+    }
+
+    fn read_signals(&mut self, tok: Token) {
+        let Some(Entry::Signals(fd)) = self.entries.get(tok) else {
+            return;
+        };
+        let mut got = None;
+        while let Ok(Some(sig)) = sys::signal::read_signal(fd.as_fd()) {
+            got = Some(sig);
+        }
+        if let Some(sig) = got {
+            log::info!("signal {sig}: shutting down gracefully");
+            Context::new(self, None).shutdown(Duration::from_secs(10));
+        }
+    }
+
+    /// Begins a graceful shutdown: stop accepting, close every connection
+    /// after flushing its output, abort what remains after `grace`.
+    pub(crate) fn begin_shutdown(&mut self, grace: Duration) {
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        let listeners: Vec<Token> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Listener(_)))
+            .map(|(t, _)| t)
+            .collect();
+        for tok in listeners {
+            self.entries.remove(tok); // closes the listening socket
+        }
+        for tok in self.conn_tokens() {
+            self.request_close(tok);
+        }
+        let deadline = self.clock.deadline_after(grace);
+        self.timers.insert(deadline, TimerTask::Shutdown);
+        if self.conns == 0 {
+            self.stop = true;
+        }
+    }
+
+    pub(crate) fn conn_tokens(&self) -> Vec<Token> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Conn(_)))
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    #[inline]
+    pub(crate) fn conn_mut(&mut self, tok: Token) -> Option<&mut Conn> {
+        match self.entries.get_mut(tok) {
+            Some(Entry::Conn(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn conn(&self, tok: Token) -> Option<&Conn> {
+        match self.entries.get(tok) {
+            Some(Entry::Conn(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn config(&self, conn: &Conn) -> &ConnConfig {
+        &self.profiles[conn.profile as usize].config
+    }
+
+    /// Registers a connected (or connecting) stream and runs `on_open` if
+    /// it is already connected.
+    pub(crate) fn open_conn(
+        &mut self,
+        fd: OwnedFd,
+        profile: u16,
+        handler: Box<dyn Handler>,
+        connecting: bool,
+    ) -> io::Result<Token> {
+        let tok = self.entries.vacant_token();
+        self.poller.add(fd.as_fd(), tok, Interest::STREAM)?;
+        let conn = Conn::new(fd, profile, handler, self.now, connecting);
+        let inserted = self.entries.insert(Entry::Conn(conn));
+        debug_assert_eq!(inserted, tok);
+        self.conns += 1;
+        self.profiles[profile as usize].live += 1;
+        if !connecting {
+            self.start_idle_timer(tok);
+            self.with_handler(tok, |h, ctx| h.on_open(ctx));
+        }
+        Ok(tok)
+    }
+
+    pub(crate) fn start_idle_timer(&mut self, tok: Token) {
+        let idle = match self.conn(tok) {
+            Some(c) => self.config(c).idle_timeout,
+            None => return,
+        };
+        if let Some(idle) = idle {
+            let deadline = self.clock.deadline_after(idle);
+            let id = self.timers.insert(deadline, TimerTask::Idle(tok));
+            if let Some(c) = self.conn_mut(tok) {
+                c.idle_timer = Some(id);
+            }
+        }
+    }
+
+    fn idle_check(&mut self, tok: Token) {
+        let now = self.now;
+        let Some(c) = self.conn(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let Some(idle) = self.config(c).idle_timeout else {
+            return;
+        };
+        let idle_ms = idle.as_millis() as u64;
+        let due = c.last_active.saturating_add(idle_ms);
+        if now >= due {
+            self.finish(tok, CloseReason::IdleTimeout);
+        } else {
+            // Activity since the timer was armed: re-arm at the lazy deadline.
+            let id = self.timers.insert(due, TimerTask::Idle(tok));
+            if let Some(c) = self.conn_mut(tok) {
+                c.idle_timer = Some(id);
+            }
+        }
+    }
+
+    /// Runs `f` with the connection's handler and a context for it, then
+    /// flushes what the handler wrote and applies what it asked for.
+    pub(crate) fn with_handler<F>(&mut self, tok: Token, f: F)
+    where
+        F: FnOnce(&mut dyn Handler, &mut Context<'_>),
+    {
+        let Some(conn) = self.conn_mut(tok) else {
+            return;
+        };
+        if conn.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let Some(mut handler) = conn.handler.take() else {
+            return;
+        };
+        f(&mut *handler, &mut Context::new(self, Some(tok)));
+        if let Some(conn) = self.conn_mut(tok) {
+            conn.handler = Some(handler);
+        }
+        self.after_callback(tok);
+    }
+
+    /// Starts an outgoing connection.
+    pub(crate) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        handler: Box<dyn Handler>,
+    ) -> io::Result<Token> {
+        let stream = TcpStream::connect_nonblocking(addr)?;
+        let tok = self.open_conn(stream.into(), 0, handler, true)?;
+        if let Some(t) = timeout {
+            let deadline = self.clock.deadline_after(t);
+            self.timers.insert(deadline, TimerTask::Connect(tok));
+        }
+        Ok(tok)
+    }
+
+    fn connect_timeout(&mut self, tok: Token) {
+        if let Some(c) = self.conn(tok) {
+            if c.flags.contains(Flags::CONNECTING) && !c.flags.contains(Flags::CLOSED) {
+                self.finish(tok, CloseReason::ConnectTimeout);
+            }
+        }
+    }
+
+    /// Arms a loop-level timer.
+    pub(crate) fn add_loop_timer(&mut self, after: Duration, f: LoopTimerFn) -> TimerId {
+        let deadline = self.clock.deadline_after(after);
+        self.timers.insert(deadline, TimerTask::Loop(f))
+    }
+}

@@ -1,0 +1,208 @@
+//! The server layer: configuration, and the acceptor that turns a
+//! listening socket's readiness into connections.
+//!
+//! The acceptor accepts until EAGAIN, but at most
+//! [`ServerConfig::accept_batch`] connections per wake-up so a connection
+//! storm cannot starve established connections (the rest are taken on the
+//! next turn through the ready list, without waiting for a new edge).
+//!
+//! Out of descriptors (EMFILE/ENFILE), the pending connection stays in the
+//! kernel's queue and the listener stays readable: a naive loop would spin
+//! on it. The acceptor keeps one spare descriptor (on `/dev/null`, muduo's
+//! and libuv's trick): it closes the spare, accepts the connection, closes
+//! it at once (the client sees an orderly close instead of hanging), and
+//! reopens the spare. If even that fails it stops accepting for
+//! [`ServerConfig::accept_pause`] on a timer.
+
+use crate::handler::{ConnId, Handler};
+use crate::reactor::{Core, Entry, TimerTask};
+use crate::sys;
+use crate::token::Token;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+/// Settings of each connection (accepted or outgoing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnConfig {
+    /// Close a connection when no byte has been read or written for this
+    /// long (`None`: never). Default 60 s.
+    pub idle_timeout: Option<Duration>,
+    /// Maximum unconsumed input per connection. Default 1 MiB.
+    pub max_input: usize,
+    /// Maximum queued output per connection; writing more closes it with
+    /// [`crate::CloseReason::OutputLimit`]. Default 4 MiB.
+    pub max_output: usize,
+    /// When queued output exceeds this, the loop stops reading from the
+    /// connection until the output drains (backpressure). Default 256 KiB.
+    pub high_water: usize,
+    /// After a graceful close has sent our FIN, how long to keep reading
+    /// (and discarding) while waiting for the peer's FIN. Default 5 s.
+    pub linger: Duration,
+    /// Set TCP_NODELAY on accepted TCP connections. Default true: a reactor
+    /// writes whole replies, so Nagle's algorithm only adds latency.
+    pub nodelay: bool,
+}
+
+impl Default for ConnConfig {
+    fn default() -> Self {
+        ConnConfig {
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_input: crate::buffer::DEFAULT_MAX,
+            max_output: 4 * crate::buffer::DEFAULT_MAX,
+            high_water: 256 * 1024,
+            linger: Duration::from_secs(5),
+            nodelay: true,
+        }
+    }
+}
+
+/// Settings of a listening socket served by the loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Settings for each accepted connection.
+    pub conn: ConnConfig,
+    /// Most connections served at once; more are accepted and closed at
+    /// once. Default 100,000.
+    pub max_conns: usize,
+    /// Most connections accepted per wake-up (fairness). Default 256.
+    pub accept_batch: usize,
+    /// How long to stop accepting when out of descriptors even after the
+    /// spare-fd trick. Default 100 ms.
+    pub accept_pause: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            conn: ConnConfig::default(),
+            max_conns: 100_000,
+            accept_batch: 256,
+            accept_pause: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Builds the handler of each accepted connection.
+pub type HandlerFactory = Box<dyn FnMut(ConnId) -> Box<dyn Handler>>;
+
+/// A listening socket registered with the loop.
+pub(crate) struct Listener {
+    pub(crate) fd: OwnedFd,
+    pub(crate) factory: HandlerFactory,
+    pub(crate) profile: u16,
+    pub(crate) max_conns: usize,
+    pub(crate) accept_batch: usize,
+    pub(crate) accept_pause: Duration,
+    pub(crate) spare: Option<OwnedFd>,
+    pub(crate) paused: bool,
+    pub(crate) in_ready: bool,
+}
+
+impl Core {
+    /// The listener at `tok` is readable: accept a batch.
+    pub(crate) fn accept_ready(&mut self, tok: Token) {
+        let (batch, max) = match self.entries.get_mut(tok) {
+            Some(Entry::Listener(l)) if !l.paused => {
+                l.in_ready = false;
+                (l.accept_batch, l.max_conns)
+            }
+            _ => return,
+        };
+        for _ in 0..batch {
+            let Some(Entry::Listener(l)) = self.entries.get_mut(tok) else {
+                return;
+            };
+            let profile = l.profile;
+            match sys::socket::accept(l.fd.as_fd()) {
+                Ok((fd, _peer)) => {
+                    if self.profiles[profile as usize].live >= max || self.shutting_down {
+                        log::debug!("connection limit ({max}) reached: closing a new connection");
+                        drop(fd);
+                        continue;
+                    }
+                    let handler_tok = self.entries.vacant_token();
+                    let Some(Entry::Listener(l)) = self.entries.get_mut(tok) else {
+                        return;
+                    };
+                    let handler = (l.factory)(ConnId(handler_tok));
+                    if self.profiles[profile as usize].config.nodelay {
+                        // Not TCP (a Unix listener): ENOPROTOOPT, harmless.
+                        let _ = sys::socket::set_nodelay(fd.as_fd(), true);
+                    }
+                    if let Err(e) = self.open_conn(fd, profile, handler, false) {
+                        log::warn!("cannot register an accepted connection: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.raw_os_error() == Some(sys::errno::ECONNABORTED) => continue,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(sys::errno::EMFILE) | Some(sys::errno::ENFILE)
+                    ) =>
+                {
+                    if !self.shed_with_spare(tok) {
+                        log::warn!("out of file descriptors: pausing accept");
+                        self.pause_accepting(tok);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::warn!("accept failed: {e}: pausing accept");
+                    self.pause_accepting(tok);
+                    return;
+                }
+            }
+        }
+        // Batch used up: come back next turn without waiting for an edge.
+        if let Some(Entry::Listener(l)) = self.entries.get_mut(tok) {
+            if !l.in_ready {
+                l.in_ready = true;
+                self.ready.push(tok);
+            }
+        }
+    }
+
+    /// EMFILE: close the spare fd, accept and close one connection, reopen
+    /// the spare. Returns false when there was no spare to give up.
+    fn shed_with_spare(&mut self, tok: Token) -> bool {
+        let Some(Entry::Listener(l)) = self.entries.get_mut(tok) else {
+            return false;
+        };
+        let Some(spare) = l.spare.take() else {
+            return false;
+        };
+        drop(spare);
+        match sys::socket::accept(l.fd.as_fd()) {
+            Ok((fd, _)) => {
+                log::warn!("out of file descriptors: closed a new connection at once");
+                drop(fd);
+            }
+            Err(e) => log::warn!("out of file descriptors, and accept failed: {e}"),
+        }
+        l.spare = sys::fd::open_dev_null().ok();
+        true
+    }
+
+    fn pause_accepting(&mut self, tok: Token) {
+        if let Some(Entry::Listener(l)) = self.entries.get_mut(tok) {
+            l.paused = true;
+            let deadline = self.clock.deadline_after(l.accept_pause);
+            self.timers.insert(deadline, TimerTask::ResumeAccept(tok));
+        }
+    }
+
+    pub(crate) fn resume_accepting(&mut self, tok: Token) {
+        if let Some(Entry::Listener(l)) = self.entries.get_mut(tok) {
+            l.paused = false;
+            if l.spare.is_none() {
+                l.spare = sys::fd::open_dev_null().ok();
+            }
+            if !l.in_ready {
+                l.in_ready = true;
+                self.ready.push(tok);
+            }
+        }
+    }
+}

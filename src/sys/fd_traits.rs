@@ -1,0 +1,55 @@
+//! The `std::os::fd` traits and `std::net` conversions of sockloop's socket
+//! types. They live here because `FromRawFd::from_raw_fd` is an `unsafe fn`.
+
+use crate::net::{TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+/// Implements the fd traits for a type that is a newtype over `fd: OwnedFd`
+/// with `From<OwnedFd>` and `AsRef<OwnedFd>`-like access via `into_owned`.
+macro_rules! fd_traits {
+    ($ty:ty, $std:ty) => {
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.owned_fd().as_fd()
+            }
+        }
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.owned_fd().as_raw_fd()
+            }
+        }
+        impl IntoRawFd for $ty {
+            fn into_raw_fd(self) -> RawFd {
+                OwnedFd::from(self).into_raw_fd()
+            }
+        }
+        impl FromRawFd for $ty {
+            /// Takes ownership of `fd`, which must be an open socket of the
+            /// right kind that nothing else owns. It is used as is.
+            unsafe fn from_raw_fd(fd: RawFd) -> $ty {
+                // SAFETY: the caller guarantees `fd` is open and owned by
+                // nobody else (the contract of `FromRawFd`).
+                <$ty>::from(unsafe { OwnedFd::from_raw_fd(fd) })
+            }
+        }
+        impl From<$std> for $ty {
+            /// Converts a std socket, making it non-blocking.
+            fn from(s: $std) -> $ty {
+                let fd = OwnedFd::from(s);
+                if let Err(e) = super::fd::set_nonblocking(fd.as_fd(), true) {
+                    log::warn!("cannot make a converted socket non-blocking: {e}");
+                }
+                <$ty>::from(fd)
+            }
+        }
+        impl From<$ty> for $std {
+            /// Converts to a std socket (still non-blocking).
+            fn from(s: $ty) -> $std {
+                <$std>::from(OwnedFd::from(s))
+            }
+        }
+    };
+}
+
+fd_traits!(TcpListener, std::net::TcpListener);
+fd_traits!(TcpStream, std::net::TcpStream);

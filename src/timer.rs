@@ -1,0 +1,280 @@
+//! Timers: a binary min-heap of deadlines over a slab of timer slots.
+//!
+//! * insert and expiry are O(log n); cancel is O(1) (the heap entry is left
+//!   behind and skipped when it surfaces, and the heap is compacted when such
+//!   leftovers outnumber live timers);
+//! * [`Timers::reset`] to a *later* deadline only stores the new deadline in
+//!   the slot: no heap operation, no allocation. When the old heap entry
+//!   surfaces it is pushed again at the stored deadline. This is the lazy
+//!   deadline that libev's manual recommends for idle timeouts, which every
+//!   connection moves forward on every read.
+//!
+//! Time is kept in whole milliseconds since the loop started, from the
+//! monotonic clock (`Instant`): wall-clock jumps cannot fire or delay timers.
+
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+/// Identifies one armed timer. Stale ids (fired or cancelled) are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    key: u32,
+    generation: u32,
+}
+
+struct Slot<T> {
+    deadline: u64,
+    generation: u32,
+    payload: T,
+}
+
+/// A set of one-shot timers carrying a payload `T`.
+pub struct Timers<T> {
+    // (deadline ms, key, generation): ordered by deadline, then key.
+    heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    slots: Slab<Slot<T>>,
+    next_generation: u32,
+}
+
+impl<T> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            slots: Slab::new(),
+            next_generation: 1,
+        }
+    }
+}
+
+impl<T> Timers<T> {
+    /// An empty timer set.
+    pub fn new() -> Timers<T> {
+        Timers::default()
+    }
+
+    /// Arms a timer that is due at `deadline` (ms on the loop clock).
+    pub fn insert(&mut self, deadline: u64, payload: T) -> TimerId {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        let key = self.slots.insert(Slot {
+            deadline,
+            generation,
+            payload,
+        }) as u32;
+        self.heap.push(Reverse((deadline, key, generation)));
+        TimerId { key, generation }
+    }
+
+    fn slot_mut(&mut self, id: TimerId) -> Option<&mut Slot<T>> {
+        self.slots
+            .get_mut(id.key as usize)
+            .filter(|s| s.generation == id.generation)
+    }
+
+    /// Disarms a timer and returns its payload; `None` if it already fired
+    /// or was cancelled.
+    pub fn cancel(&mut self, id: TimerId) -> Option<T> {
+        self.slot_mut(id)?;
+        let slot = self.slots.remove(id.key as usize);
+        self.maybe_compact();
+        Some(slot.payload)
+    }
+
+    /// Moves a timer's deadline. Later deadlines cost no heap work and no
+    /// allocation; earlier ones push a new heap entry. Returns false if the
+    /// timer already fired or was cancelled.
+    pub fn reset(&mut self, id: TimerId, deadline: u64) -> bool {
+        let Some(slot) = self.slot_mut(id) else {
+            return false;
+        };
+        let earlier = deadline < slot.deadline;
+        slot.deadline = deadline;
+        if earlier {
+            self.heap.push(Reverse((deadline, id.key, id.generation)));
+        }
+        true
+    }
+
+    /// The deadline of a live timer.
+    pub fn deadline(&self, id: TimerId) -> Option<u64> {
+        self.slots
+            .get(id.key as usize)
+            .filter(|s| s.generation == id.generation)
+            .map(|s| s.deadline)
+    }
+
+    /// The earliest deadline that may be due, for the poll timeout. It can
+    /// be earlier than the true next expiry (a cancelled or postponed entry
+    /// surfaces first); the loop then wakes once, skips it, and waits again.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        // Drop cancelled entries at the top so they never cause a wake-up.
+        while let Some(&Reverse((_, key, generation))) = self.heap.peek() {
+            match self.slots.get(key as usize) {
+                Some(s) if s.generation == generation => break,
+                _ => {
+                    self.heap.pop();
+                }
+            }
+        }
+        self.heap.peek().map(|Reverse((d, _, _))| *d)
+    }
+
+    /// Removes and returns one timer that is due at `now`, earliest first.
+    pub fn pop_expired(&mut self, now: u64) -> Option<(TimerId, T)> {
+        while let Some(&Reverse((deadline, key, generation))) = self.heap.peek() {
+            if deadline > now {
+                return None;
+            }
+            self.heap.pop();
+            let Some(slot) = self.slots.get(key as usize) else {
+                continue; // cancelled
+            };
+            if slot.generation != generation || slot.deadline < deadline {
+                continue; // cancelled and reused, or superseded by an earlier entry
+            }
+            if slot.deadline > deadline {
+                // Postponed by reset(): carry it to its new deadline.
+                let d = slot.deadline;
+                self.heap.push(Reverse((d, key, generation)));
+                continue;
+            }
+            let slot = self.slots.remove(key as usize);
+            return Some((TimerId { key, generation }, slot.payload));
+        }
+        None
+    }
+
+    /// How many timers are armed.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when no timer is armed.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn maybe_compact(&mut self) {
+        // Cancelled entries stay in the heap until they surface; keep them
+        // from outnumbering the live ones (bounded memory under churn).
+        if self.heap.len() > 1024 && self.heap.len() > 4 * self.slots.len() {
+            let slots = &self.slots;
+            let live: Vec<_> = std::mem::take(&mut self.heap)
+                .into_vec()
+                .into_iter()
+                .filter(|Reverse((d, key, generation))| {
+                    matches!(slots.get(*key as usize),
+                        Some(s) if s.generation == *generation && s.deadline >= *d)
+                })
+                .collect();
+            self.heap = BinaryHeap::from(live);
+        }
+    }
+}
+
+/// The loop's monotonic millisecond clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock whose zero is now.
+    pub fn new() -> Clock {
+        Clock {
+            start: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the clock started, rounded down.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The deadline for a timer armed now that must not fire before `after`
+    /// has passed: the current time is rounded *up*, then `after` is added
+    /// rounded up, so rounding never makes a timer fire early.
+    pub fn deadline_after(&self, after: Duration) -> u64 {
+        let now_ns = self.start.elapsed().as_nanos();
+        let now_up = now_ns.div_ceil(1_000_000) as u64;
+        now_up.saturating_add(after.as_nanos().div_ceil(1_000_000) as u64)
+    }
+
+    /// How long from now until `deadline` (zero if it has passed).
+    pub fn until(&self, deadline: u64) -> Duration {
+        let target = Duration::from_millis(deadline);
+        target.saturating_sub(self.start.elapsed())
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_in_deadline_order_and_skip_cancelled() {
+        let mut t = Timers::new();
+        let a = t.insert(30, "a");
+        t.insert(10, "b");
+        t.insert(20, "c");
+        assert_eq!(t.cancel(a), Some("a"));
+        assert_eq!(t.cancel(a), None, "a second cancel is a no-op");
+        assert_eq!(t.next_deadline(), Some(10));
+        assert_eq!(t.pop_expired(5).map(|x| x.1), None);
+        assert_eq!(t.pop_expired(25).map(|x| x.1), Some("b"));
+        assert_eq!(t.pop_expired(25).map(|x| x.1), Some("c"));
+        assert_eq!(t.pop_expired(100).map(|x| x.1), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn reset_later_is_lazy_and_reset_earlier_fires_early() {
+        let mut t = Timers::new();
+        let id = t.insert(10, 1);
+        let heap_before = t.heap.len();
+        assert!(t.reset(id, 50));
+        assert_eq!(t.heap.len(), heap_before, "postponing pushes nothing");
+        assert_eq!(
+            t.pop_expired(10),
+            None,
+            "postponed entry is carried, not fired"
+        );
+        assert_eq!(t.pop_expired(49), None);
+        assert_eq!(t.pop_expired(50).map(|x| x.1), Some(1));
+
+        let id = t.insert(100, 2);
+        assert!(t.reset(id, 40));
+        assert_eq!(t.pop_expired(40).map(|x| x.1), Some(2));
+        assert_eq!(t.pop_expired(1000), None, "the superseded entry is skipped");
+    }
+
+    #[test]
+    fn cancelled_entries_are_compacted() {
+        let mut t = Timers::new();
+        for i in 0..10_000u64 {
+            let id = t.insert(1_000_000 + i, i);
+            t.cancel(id);
+        }
+        assert!(
+            t.heap.len() <= 1025,
+            "heap holds {} leftovers",
+            t.heap.len()
+        );
+    }
+
+    #[test]
+    fn deadlines_never_round_down() {
+        let c = Clock::new();
+        let d = c.deadline_after(Duration::from_micros(1));
+        assert!(d >= 1);
+        assert!(c.until(d) <= Duration::from_millis(2));
+    }
+}
