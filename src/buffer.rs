@@ -206,7 +206,7 @@ impl Buffer {
     /// Committing more than the space is clamped to it.
     #[inline]
     pub fn commit(&mut self, n: usize) {
-        self.write = (self.write + n).min(self.bytes.len());
+        self.write = self.write.saturating_add(n).min(self.bytes.len());
     }
 
     /// Takes `data` into an empty buffer without growing beyond what it
