@@ -57,3 +57,4 @@ pub mod rlimit;
 pub mod signal;
 pub mod socket;
 pub mod sockopt;
+pub mod udp;

@@ -172,3 +172,29 @@ pub fn socketpair(ty: i32) -> io::Result<(OwnedFd, OwnedFd)> {
     ))?;
     Ok((owned(fds[0]), owned(fds[1])))
 }
+
+/// A non-blocking, close-on-exec TCP socket (`SOCK_STREAM`) of the family
+/// that fits `addr` (only the family of `addr` is used).
+///
+/// # Errors
+/// As [`socket`].
+pub fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    socket(domain_of(addr), libc::SOCK_STREAM, 0)
+}
+
+/// A non-blocking, close-on-exec UDP socket (`SOCK_DGRAM`) of the family
+/// that fits `addr` (only the family of `addr` is used).
+///
+/// # Errors
+/// As [`socket`].
+pub fn udp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    socket(domain_of(addr), libc::SOCK_DGRAM, 0)
+}
+
+/// A non-blocking, close-on-exec Unix-domain stream socket.
+///
+/// # Errors
+/// As [`socket`].
+pub fn unix_stream_socket() -> io::Result<OwnedFd> {
+    socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)
+}
