@@ -17,7 +17,13 @@ pub fn create() -> io::Result<OwnedFd> {
     Ok(owned(fd))
 }
 
-fn ctl(epfd: BorrowedFd<'_>, op: i32, fd: BorrowedFd<'_>, events: u32, data: u64) -> io::Result<()> {
+fn ctl(
+    epfd: BorrowedFd<'_>,
+    op: i32,
+    fd: BorrowedFd<'_>,
+    events: u32,
+    data: u64,
+) -> io::Result<()> {
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: `ev` is a valid epoll_event for the duration of the call.
     syscall!(epoll_ctl(epfd.as_raw_fd(), op, fd.as_raw_fd(), &mut ev))?;
@@ -117,7 +123,12 @@ pub fn wait_once(epfd: BorrowedFd<'_>, buf: &mut EventBuf, timeout_ms: i32) -> i
     buf.len = 0;
     let cap = buf.events.len() as libc::c_int;
     // SAFETY: `buf.events` is valid for writes of `cap` epoll_event structs.
-    let n = syscall!(epoll_wait(epfd.as_raw_fd(), buf.events.as_mut_ptr(), cap, timeout_ms))?;
+    let n = syscall!(epoll_wait(
+        epfd.as_raw_fd(),
+        buf.events.as_mut_ptr(),
+        cap,
+        timeout_ms
+    ))?;
     buf.len = n as usize;
     Ok(buf.len)
 }

@@ -82,7 +82,10 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
     let total: usize = bufs.iter().map(|b| b.len()).sum();
     let limit = fault::limit(Op::Writev, total)?;
     if limit < total {
-        let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
         return send(fd, &first[..limit.min(first.len())]);
     }
     // SAFETY: an all-zero msghdr is a valid "no name, no control" header.

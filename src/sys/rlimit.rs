@@ -13,7 +13,7 @@ pub fn nofile() -> io::Result<(u64, u64)> {
     };
     // SAFETY: `lim` is a valid rlimit for the kernel to fill.
     syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// Sets the `(soft, hard)` limits on open descriptors. Lowering the hard

@@ -74,7 +74,11 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     let mut info: libc::signalfd_siginfo = unsafe { mem::zeroed() };
     let size = mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: `info` is writable for `size` bytes.
-    match syscall_retry!(read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)) {
+    match syscall_retry!(read(
+        fd.as_raw_fd(),
+        (&mut info as *mut libc::signalfd_siginfo).cast(),
+        size
+    )) {
         Ok(n) if n as usize == size => Ok(Some(info.ssi_signo as i32)),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
