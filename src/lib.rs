@@ -1,4 +1,5 @@
 //! sockloop: a hand-rolled, single-threaded epoll event loop.
 #![deny(missing_docs)]
 
+pub mod options;
 pub mod sys;
