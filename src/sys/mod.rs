@@ -52,6 +52,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
+mod from_raw_fd;
 pub mod io;
 pub mod rlimit;
 pub mod signal;
