@@ -17,6 +17,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! Method names shared with inherent methods of `std` types (`set_nodelay`,
+//! `set_nonblocking`, `take_error`, `set_broadcast`, and the unstable
+//! `TcpStream::set_linger`/`linger`) resolve to `std`'s method on `std`
+//! values; call ours as `SocketOptions::set_linger(&stream, ..)` there.
+//!
 //! Every setter checks its value before making a system call: durations that
 //! do not fit the kernel's C type or unit, and integers outside the range the
 //! kernel accepts, are [`io::ErrorKind::InvalidInput`] and nothing is changed.
