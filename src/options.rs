@@ -45,7 +45,7 @@ pub use crate::sys::sockopt::SocketType;
 /// |------|-----------------------|-------------------|-------------|-----------|-----------|
 /// | [`Linger::Off`] (default) | 0, ignored | at once | sent in the background, then FIN | data, then EOF (`read` = 0) | on our side if we close first |
 /// | [`Linger::Abort`] | 1, 0 | at once | discarded | RST: `read` fails with ECONNRESET | none: the 4-tuple is freed at once |
-/// | [`Linger::Graceful`] | 1, n | when the data and FIN are acknowledged, or after n seconds | sent | data, then EOF | as `Off` |
+/// | [`Linger::Graceful`] | 1, n | when the data and FIN are acknowledged, or after n seconds | sent (after a timeout: still sent, in the background) | data, then EOF | as `Off` |
 ///
 /// Things the notes get wrong or leave out, checked against Linux:
 ///
@@ -58,10 +58,12 @@ pub use crate::sys::sockopt::SocketType;
 ///   the notes' "a non-blocking socket will not wait" does not hold. In an
 ///   event loop that is harmful: one `close()` can stall every connection for
 ///   up to n seconds. And when the time runs out Linux's `close()` still
-///   returns 0, not EWOULDBLOCK: the application cannot learn whether the
-///   data was acknowledged. (Even when it was, that only means the peer's
-///   *kernel* has it, not that the peer application read it.) Prefer
-///   `shutdown(SHUT_WR)` and wait for the peer's EOF instead.
+///   returns 0, not EWOULDBLOCK as the notes (and BSD) say, and the queued
+///   data is not discarded: the orphaned socket keeps sending it exactly as
+///   with `Off`. So the mode only delays `close()`; the application cannot
+///   even learn whether the data was acknowledged. (Had it been, that would
+///   only mean the peer's *kernel* has it, not that the peer application
+///   read it.) Prefer `shutdown(SHUT_WR)` and wait for the peer's EOF.
 /// * **Abort** sends RST and skips TIME_WAIT; the notes rightly say TCP does
 ///   not recommend it: a late segment of the old connection can then be taken
 ///   as part of a new one on the same 4-tuple. Use it to shed a misbehaving
