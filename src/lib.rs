@@ -48,6 +48,7 @@ pub mod context;
 pub mod handler;
 pub mod io;
 pub mod net;
+pub mod options;
 pub mod poll;
 pub mod reactor;
 pub mod server;

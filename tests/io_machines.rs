@@ -32,8 +32,12 @@ fn partial_writes_resume_on_writability_and_reads_resume_on_readability() {
     let mut writer = WriteAll::new(data.clone());
     let mut reader = ReadExact::new(data.len());
     let mut poller = Poller::new(8).unwrap();
-    poller.add(a.as_fd(), Token::new(0, 1), Interest::STREAM).unwrap();
-    poller.add(b.as_fd(), Token::new(1, 1), Interest::STREAM).unwrap();
+    poller
+        .add(a.as_fd(), Token::new(0, 1), Interest::STREAM)
+        .unwrap();
+    poller
+        .add(b.as_fd(), Token::new(1, 1), Interest::STREAM)
+        .unwrap();
     let mut would_blocks = 0;
     while !(writer.is_done() && reader.is_done()) {
         match writer.advance(a.as_fd()) {
@@ -108,10 +112,16 @@ fn reset_mid_write_is_reported_not_a_signal() {
         std::thread::sleep(Duration::from_millis(1)); // pace: let the RST arrive
     }
     let last = statuses.last().unwrap();
-    assert!(last == "Reset" || last == "BrokenPipe", "statuses: {statuses:?}");
+    assert!(
+        last == "Reset" || last == "BrokenPipe",
+        "statuses: {statuses:?}"
+    );
     // After the reset has been reported once, the next write is EPIPE.
     let mut again = WriteAll::new(vec![1u8; 10]);
-    assert!(matches!(again.advance(client.as_fd()), IoStatus::BrokenPipe | IoStatus::Reset));
+    assert!(matches!(
+        again.advance(client.as_fd()),
+        IoStatus::BrokenPipe | IoStatus::Reset
+    ));
 }
 
 /// A reader that is reset reports Reset, not EOF.
@@ -168,7 +178,9 @@ fn read_available_spills_and_enforces_the_limit() {
     let mut small = Buffer::with_max(100);
     a.write_all(&[0u8; 500]).unwrap();
     match read_available(b.as_fd(), &mut small, &mut spill) {
-        ReadOutcome::Stop(IoStatus::Error(e)) => assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory),
+        ReadOutcome::Stop(IoStatus::Error(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory)
+        }
         other => panic!("expected the buffer limit, got {other:?}"),
     }
     assert!(small.len() <= 100);

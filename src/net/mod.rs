@@ -1,9 +1,17 @@
-//! Sockets: TCP listeners and streams (more families in their own files).
+//! Sockets: TCP, UDP and Unix-domain, all non-blocking.
 //!
-//! These are thin, non-blocking owners of a descriptor that convert to and
-//! from `std::net` types and implement the `std::os::fd` traits, so they
-//! mix with the rest of the Rust ecosystem.
+//! Each type is a thin owner of an `OwnedFd` created with
+//! `SOCK_NONBLOCK | SOCK_CLOEXEC`; calls that cannot complete fail with
+//! `ErrorKind::WouldBlock` and the caller waits for readiness (e.g. with the
+//! event loop). They convert to and from `std::net` types and implement the
+//! `std::os::fd` traits. Socket options come from
+//! [`crate::options::SocketOptions`], which every type here implements
+//! through `AsFd`.
 
 pub mod tcp;
+pub mod udp;
+pub mod unix;
 
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixListener, UnixStream};

@@ -9,9 +9,12 @@
 //! `sizeof(struct sockaddr)`. Ports and IPv4 addresses are in network byte
 //! order in the structs; `std` types are in host order.
 
+use std::ffi::OsStr;
 use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 /// A socket address in the kernel's layout, with its length.
 #[derive(Clone, Copy)]
@@ -155,6 +158,149 @@ pub fn to_socket_addr(raw: &RawAddr) -> io::Result<SocketAddr> {
     }
 }
 
+/// A Unix-domain socket address, decoded from a `sockaddr_un`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnixAddr {
+    /// No name: a socket that was never bound (the usual peer of `accept`).
+    Unnamed,
+    /// A filesystem path.
+    Pathname(PathBuf),
+    /// A Linux abstract name (no file; `sun_path` starts with a NUL byte).
+    /// The bytes exclude that leading NUL.
+    Abstract(Vec<u8>),
+}
+
+/// Bytes available in `sun_path` (108 on Linux).
+fn sun_path_capacity() -> usize {
+    // SAFETY: sockaddr_un is plain old data; all-zero is valid.
+    let sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+    sun.sun_path.len()
+}
+
+/// Offset of `sun_path` in `sockaddr_un` (2 on Linux: after `sun_family`).
+fn sun_path_offset() -> usize {
+    // Not `mem::offset_of!`: that needs Rust 1.77 and the crate's MSRV is 1.75.
+    // SAFETY: sockaddr_un is plain old data; all-zero is valid.
+    let sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+    (sun.sun_path.as_ptr() as usize) - (&sun as *const libc::sockaddr_un as usize)
+}
+
+/// Builds a `sockaddr_un` whose `sun_path` starts with `bytes`, with the
+/// address length `offset + path_len`.
+fn unix_raw(bytes: &[u8], path_len: usize) -> RawAddr {
+    // SAFETY: sockaddr_un is plain old data; all-zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, &src) in sun.sun_path.iter_mut().zip(bytes) {
+        *dst = src as libc::c_char;
+    }
+    let mut raw = RawAddr::empty();
+    // SAFETY: sockaddr_storage (128 bytes) is larger than and suitably
+    // aligned for sockaddr_un (110 bytes); we write one at its start.
+    unsafe {
+        std::ptr::write(
+            (&mut raw.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_un>(),
+            sun,
+        )
+    };
+    raw.len = (sun_path_offset() + path_len) as libc::socklen_t;
+    raw
+}
+
+/// Converts a filesystem path into a `sockaddr_un`.
+///
+/// The path is stored NUL-terminated, so it may be at most 107 bytes long
+/// (`sun_path` is 108 bytes). A relative path is resolved by the kernel
+/// against the current directory at `bind`/`connect` time.
+///
+/// # Errors
+/// `InvalidInput` when the path is empty, contains a NUL byte, or is longer
+/// than 107 bytes.
+pub fn from_unix_path(path: &Path) -> io::Result<RawAddr> {
+    let bytes = path.as_os_str().as_bytes();
+    let max = sun_path_capacity() - 1;
+    if bytes.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty Unix socket path",
+        ));
+    }
+    if bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "Unix socket path contains a NUL byte",
+        ));
+    }
+    if bytes.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "Unix socket path is {} bytes; sun_path holds at most {max} plus the NUL",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(unix_raw(bytes, bytes.len() + 1))
+}
+
+/// Converts a Linux abstract socket name (no leading NUL; any bytes) into a
+/// `sockaddr_un`. Abstract names live in the network namespace, not the
+/// filesystem, and vanish when the last socket bound to them is closed.
+///
+/// # Errors
+/// `InvalidInput` when the name is longer than 107 bytes.
+pub fn from_abstract_name(name: &[u8]) -> io::Result<RawAddr> {
+    let max = sun_path_capacity() - 1;
+    if name.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "abstract socket name is {} bytes; sun_path holds at most {max} after the NUL",
+                name.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(name.len() + 1);
+    bytes.push(0);
+    bytes.extend_from_slice(name);
+    Ok(unix_raw(&bytes, bytes.len()))
+}
+
+/// Decodes a kernel-filled `sockaddr_un`.
+///
+/// # Errors
+/// `InvalidInput` when the family is not `AF_UNIX`.
+pub fn to_unix_addr(raw: &RawAddr) -> io::Result<UnixAddr> {
+    if raw.len == 0 {
+        return Ok(UnixAddr::Unnamed);
+    }
+    if raw.storage.ss_family as libc::c_int != libc::AF_UNIX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "not a Unix socket address (family {})",
+                raw.storage.ss_family
+            ),
+        ));
+    }
+    // SAFETY: the family says the storage holds a sockaddr_un; storage is
+    // large enough and aligned for it, and every bit pattern is valid.
+    let sun: libc::sockaddr_un =
+        unsafe { std::ptr::read((&raw.storage as *const libc::sockaddr_storage).cast()) };
+    let path_len = (raw.len as usize)
+        .saturating_sub(sun_path_offset())
+        .min(sun.sun_path.len());
+    let path: Vec<u8> = sun.sun_path[..path_len].iter().map(|&c| c as u8).collect();
+    Ok(match path.first() {
+        None => UnixAddr::Unnamed,
+        Some(0) => UnixAddr::Abstract(path[1..].to_vec()),
+        Some(_) => {
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            UnixAddr::Pathname(PathBuf::from(OsStr::from_bytes(&path[..end])))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +331,31 @@ mod tests {
         raw.len = 4;
         assert!(to_socket_addr(&raw).is_err());
         assert!(to_socket_addr(&RawAddr::empty()).is_err());
+    }
+
+    #[test]
+    fn unix_paths_round_trip_and_limits() {
+        let raw = from_unix_path(Path::new("/tmp/x.sock")).unwrap();
+        assert_eq!(raw.family() as i32, libc::AF_UNIX);
+        assert_eq!(raw.len() as usize, 2 + "/tmp/x.sock".len() + 1);
+        assert_eq!(
+            to_unix_addr(&raw).unwrap(),
+            UnixAddr::Pathname(PathBuf::from("/tmp/x.sock"))
+        );
+        let max = "a".repeat(107);
+        assert!(from_unix_path(Path::new(&max)).is_ok());
+        let long = "a".repeat(108);
+        let err = from_unix_path(Path::new(&long)).err().map(|e| e.kind());
+        assert_eq!(err, Some(io::ErrorKind::InvalidInput));
+        assert!(from_unix_path(Path::new("")).is_err());
+        let raw = from_abstract_name(b"sockloop").unwrap();
+        assert_eq!(
+            to_unix_addr(&raw).unwrap(),
+            UnixAddr::Abstract(b"sockloop".to_vec())
+        );
+        assert!(from_abstract_name(&[b'a'; 108]).is_err());
+        let unnamed = RawAddr::from_parts(*raw.storage(), 2);
+        assert_eq!(to_unix_addr(&unnamed).unwrap(), UnixAddr::Unnamed);
     }
 
     fn unsafe_free_bytes(raw: &RawAddr) -> [u8; 4] {

@@ -1,8 +1,8 @@
 //! The `std::os::fd` traits and `std::net` conversions of sockloop's socket
-//! types. They live here because `FromRawFd::from_raw_fd` is an `unsafe fn`.
+//! TCP types (`FromRawFd`, an `unsafe fn`, is in `sys::from_raw_fd`).
 
 use crate::net::{TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 /// Implements the fd traits for a type that is a newtype over `fd: OwnedFd`
 /// with `From<OwnedFd>` and `AsRef<OwnedFd>`-like access via `into_owned`.
@@ -21,15 +21,6 @@ macro_rules! fd_traits {
         impl IntoRawFd for $ty {
             fn into_raw_fd(self) -> RawFd {
                 OwnedFd::from(self).into_raw_fd()
-            }
-        }
-        impl FromRawFd for $ty {
-            /// Takes ownership of `fd`, which must be an open socket of the
-            /// right kind that nothing else owns. It is used as is.
-            unsafe fn from_raw_fd(fd: RawFd) -> $ty {
-                // SAFETY: the caller guarantees `fd` is open and owned by
-                // nobody else (the contract of `FromRawFd`).
-                <$ty>::from(unsafe { OwnedFd::from_raw_fd(fd) })
             }
         }
         impl From<$std> for $ty {

@@ -178,7 +178,7 @@ pub fn socketpair(ty: i32) -> io::Result<(OwnedFd, OwnedFd)> {
 /// # Errors
 /// ENOPROTOOPT/EOPNOTSUPP when `fd` is not a TCP socket.
 pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    super::sockopt::set(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, on as libc::c_int)
+    super::sockopt::set_bool(fd, super::sockopt::BoolOpt::NoDelay, on)
 }
 
 /// Lets a listener bind over connections in TIME_WAIT (`SO_REUSEADDR`).
@@ -186,7 +186,7 @@ pub fn set_nodelay(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// # Errors
 /// EBADF, ENOTSOCK.
 pub fn set_reuse_addr(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    super::sockopt::set(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, on as libc::c_int)
+    super::sockopt::set_bool(fd, super::sockopt::BoolOpt::ReuseAddr, on)
 }
 
 /// Arms an abortive close: `SO_LINGER {on, 0}`, so that `close` sends RST,
@@ -195,11 +195,7 @@ pub fn set_reuse_addr(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
 /// # Errors
 /// EBADF, ENOTSOCK.
 pub fn set_linger_abort(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    super::sockopt::set(fd, libc::SOL_SOCKET, libc::SO_LINGER, linger)
+    super::sockopt::set_linger(fd, true, 0)
 }
 
 /// `SHUT_WR`: send FIN, keep reading.
@@ -212,3 +208,28 @@ pub const SHUT_RDWR: i32 = libc::SHUT_RDWR;
 pub const SOCK_STREAM: i32 = libc::SOCK_STREAM;
 /// `SOCK_DGRAM`.
 pub const SOCK_DGRAM: i32 = libc::SOCK_DGRAM;
+/// A non-blocking, close-on-exec TCP socket (`SOCK_STREAM`) of the family
+/// that fits `addr` (only the family of `addr` is used).
+///
+/// # Errors
+/// As [`socket`].
+pub fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    socket(domain_of(addr), libc::SOCK_STREAM, 0)
+}
+
+/// A non-blocking, close-on-exec UDP socket (`SOCK_DGRAM`) of the family
+/// that fits `addr` (only the family of `addr` is used).
+///
+/// # Errors
+/// As [`socket`].
+pub fn udp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    socket(domain_of(addr), libc::SOCK_DGRAM, 0)
+}
+
+/// A non-blocking, close-on-exec Unix-domain stream socket.
+///
+/// # Errors
+/// As [`socket`].
+pub fn unix_stream_socket() -> io::Result<OwnedFd> {
+    socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)
+}

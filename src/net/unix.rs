@@ -1,0 +1,357 @@
+//! Non-blocking Unix-domain stream sockets.
+//!
+//! [`UnixListener::bind`] deals with the classic stale-socket-file problem:
+//! a server that exits without `unlink`ing its socket leaves the file behind,
+//! and the next `bind` fails with EADDRINUSE although nobody listens. The
+//! file is removed only after proving it is stale; see `bind`.
+//!
+//! ```
+//! use sockloop::net::unix::{UnixListener, UnixStream};
+//! use std::io::{Read, Write};
+//!
+//! let dir = std::env::temp_dir().join(format!("sockloop-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let path = dir.join("echo.sock");
+//! let listener = UnixListener::bind(&path)?;
+//! let mut client = UnixStream::connect(&path)?; // completes at once on Unix sockets
+//! let (mut server, _peer) = listener.accept()?;
+//! client.write_all(b"hi")?;
+//! let mut buf = [0u8; 2];
+//! server.read_exact(&mut buf)?;
+//! assert_eq!(&buf, b"hi");
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use crate::sys::{addr, fd as sysfd, io as sysio, socket};
+use std::fs;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+pub use crate::sys::addr::UnixAddr;
+
+/// The accept-queue length [`UnixListener::bind`] asks for (the kernel caps
+/// it at `net.core.somaxconn`).
+pub const BACKLOG: i32 = 1024;
+
+/// A non-blocking Unix-domain stream listener.
+#[derive(Debug)]
+pub struct UnixListener {
+    fd: OwnedFd,
+}
+
+impl UnixListener {
+    /// Creates a listening socket at `path`, replacing a **stale** socket file.
+    ///
+    /// When `bind` reports EADDRINUSE because `path` exists:
+    /// * if it is not a socket (a regular file, directory, symlink, ...) it
+    ///   is **never** removed: the error is `AddrInUse`;
+    /// * if it is a socket, we try to connect to it. ECONNREFUSED means
+    ///   nobody is listening: the file is stale, so it is unlinked (only if
+    ///   it is still the same inode) and the bind is retried once. A
+    ///   successful connect, or EAGAIN (backlog full), means a live listener:
+    ///   `AddrInUse`, and the file is left alone. Note that the live server
+    ///   sees (and may accept) that one probe connection, which closes at once.
+    ///   Any other outcome is also reported as `AddrInUse`, file untouched.
+    ///
+    /// Between the probe and the unlink another process could bind a new
+    /// socket at the same path; the inode check narrows but cannot close that
+    /// window. Use one directory per server to avoid the question entirely.
+    ///
+    /// The socket file is not removed when the listener is dropped.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty path, a NUL byte, or more than 107 bytes;
+    /// `AddrInUse` as above; otherwise the errno of `socket`, `bind` (EACCES,
+    /// ENOENT for a missing directory), `listen`, or of the metadata lookup
+    /// or unlink of the stale file.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        let path = path.as_ref();
+        let raw = addr::from_unix_path(path)?;
+        let fd = socket::unix_stream_socket()?;
+        match socket::bind_raw(fd.as_fd(), &raw) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                remove_if_stale(path, &raw)?;
+                socket::bind_raw(fd.as_fd(), &raw)?;
+            }
+            Err(e) => return Err(e),
+        }
+        socket::listen(fd.as_fd(), BACKLOG)?;
+        Ok(UnixListener { fd })
+    }
+
+    /// Creates a listening socket on a Linux abstract name (no file, nothing
+    /// stale to clean up; the name disappears with the last socket).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a name longer than 107 bytes; EADDRINUSE when the
+    /// name is taken; otherwise the errno of `socket`, `bind` or `listen`.
+    pub fn bind_abstract(name: &[u8]) -> io::Result<UnixListener> {
+        let raw = addr::from_abstract_name(name)?;
+        let fd = socket::unix_stream_socket()?;
+        socket::bind_raw(fd.as_fd(), &raw)?;
+        socket::listen(fd.as_fd(), BACKLOG)?;
+        Ok(UnixListener { fd })
+    }
+
+    /// Accepts one pending connection; the new stream is non-blocking and
+    /// close-on-exec. The peer address is usually [`UnixAddr::Unnamed`].
+    ///
+    /// # Errors
+    /// WouldBlock when no connection is pending; EMFILE/ENFILE when out of
+    /// descriptors; ECONNABORTED.
+    pub fn accept(&self) -> io::Result<(UnixStream, UnixAddr)> {
+        let (fd, raw) = socket::accept(self.fd.as_fd())?;
+        Ok((UnixStream { fd }, addr::to_unix_addr(&raw)?))
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    /// The errno of `getsockname`.
+    pub fn local_addr(&self) -> io::Result<UnixAddr> {
+        addr::to_unix_addr(&socket::local_addr_raw(self.fd.as_fd())?)
+    }
+
+    /// Converts a `std` listener, switching it to non-blocking mode.
+    ///
+    /// # Errors
+    /// The errno of `fcntl` (EBADF).
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        let fd = OwnedFd::from(listener);
+        sysfd::set_nonblocking(fd.as_fd(), true)?;
+        Ok(UnixListener { fd })
+    }
+}
+
+fn in_use(path: &Path, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("{}: {why}", path.display()),
+    )
+}
+
+/// Removes `path` if it is a socket file nobody listens on; see
+/// [`UnixListener::bind`]. `Ok(())` means "try `bind` again".
+fn remove_if_stale(path: &Path, raw: &addr::RawAddr) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        // Gone since bind failed: just retry.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(in_use(path, "exists and is not a socket; not removing it"));
+    }
+    let probe = socket::unix_stream_socket()?;
+    match socket::connect_raw(probe.as_fd(), raw) {
+        Ok(()) => Err(in_use(path, "a listener is accepting connections there")),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(in_use(
+            path,
+            "a listener is there (its accept queue is full)",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            let now = match fs::symlink_metadata(path) {
+                Ok(now) => now,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+                return Err(in_use(
+                    path,
+                    "was replaced while checking whether it is stale",
+                ));
+            }
+            log::info!("removing stale Unix socket file {}", path.display());
+            match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(in_use(
+            path,
+            &format!("is a socket that could not be probed ({e}); not removing it"),
+        )),
+    }
+}
+
+/// A non-blocking Unix-domain stream connection.
+///
+/// `Read` and `Write` never block: with nothing to read, or the peer's
+/// buffer full, they fail with `ErrorKind::WouldBlock`. Writes use
+/// `MSG_NOSIGNAL`, so writing after the peer closed fails with EPIPE
+/// (`BrokenPipe`) instead of killing the process with SIGPIPE.
+#[derive(Debug)]
+pub struct UnixStream {
+    fd: OwnedFd,
+}
+
+impl UnixStream {
+    /// Connects to the listener at `path`. Unlike TCP, a Unix-domain connect
+    /// completes (or fails) at once; it never returns EINPROGRESS.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad path (see [`UnixListener::bind`]); ENOENT
+    /// (`NotFound`) when there is no file; ECONNREFUSED when the file is a
+    /// stale socket nobody listens on; WouldBlock (EAGAIN) when the
+    /// listener's accept queue is full; EACCES; EPROTOTYPE for a socket of
+    /// another type.
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        let raw = addr::from_unix_path(path.as_ref())?;
+        Self::connect_raw(&raw)
+    }
+
+    /// Connects to a listener on a Linux abstract name.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a name longer than 107 bytes; otherwise as
+    /// [`connect`](Self::connect).
+    pub fn connect_abstract(name: &[u8]) -> io::Result<UnixStream> {
+        Self::connect_raw(&addr::from_abstract_name(name)?)
+    }
+
+    fn connect_raw(raw: &addr::RawAddr) -> io::Result<UnixStream> {
+        let fd = socket::unix_stream_socket()?;
+        socket::connect_raw(fd.as_fd(), raw)?;
+        Ok(UnixStream { fd })
+    }
+
+    /// Our own address (usually [`UnixAddr::Unnamed`] for a client).
+    ///
+    /// # Errors
+    /// The errno of `getsockname`.
+    pub fn local_addr(&self) -> io::Result<UnixAddr> {
+        addr::to_unix_addr(&socket::local_addr_raw(self.fd.as_fd())?)
+    }
+
+    /// The peer's address (the listener's path for a client).
+    ///
+    /// # Errors
+    /// ENOTCONN when not connected.
+    pub fn peer_addr(&self) -> io::Result<UnixAddr> {
+        addr::to_unix_addr(&socket::peer_addr_raw(self.fd.as_fd())?)
+    }
+
+    /// Converts a `std` stream, switching it to non-blocking mode.
+    ///
+    /// # Errors
+    /// The errno of `fcntl` (EBADF).
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        let fd = OwnedFd::from(stream);
+        sysfd::set_nonblocking(fd.as_fd(), true)?;
+        Ok(UnixStream { fd })
+    }
+}
+
+impl Read for &UnixStream {
+    /// `recv`; `Ok(0)` is end of stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        sysio::recv(self.fd.as_fd(), buf, 0)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        sysio::readv(self.fd.as_fd(), bufs)
+    }
+}
+
+impl Write for &UnixStream {
+    /// `send` with `MSG_NOSIGNAL`.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        sysio::send(self.fd.as_fd(), buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        sysio::send_vectored(self.fd.as_fd(), bufs)
+    }
+
+    /// Nothing to flush: there is no user-space buffer.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+macro_rules! fd_conversions {
+    ($ty:ident, $std:ty) => {
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.fd.as_fd()
+            }
+        }
+
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.as_raw_fd()
+            }
+        }
+
+        impl IntoRawFd for $ty {
+            fn into_raw_fd(self) -> RawFd {
+                self.fd.into_raw_fd()
+            }
+        }
+
+        /// Takes ownership of a descriptor that must be a Unix stream socket
+        /// of the right kind. Its flags are left as they are: make sure it is
+        /// non-blocking.
+        impl From<OwnedFd> for $ty {
+            fn from(fd: OwnedFd) -> $ty {
+                $ty { fd }
+            }
+        }
+
+        impl From<$ty> for OwnedFd {
+            fn from(socket: $ty) -> OwnedFd {
+                socket.fd
+            }
+        }
+
+        /// Wraps a `std` socket **without** changing its flags: `std` sockets
+        /// are blocking, so call `set_nonblocking(true)` first or use
+        /// `from_std`.
+        impl From<$std> for $ty {
+            fn from(socket: $std) -> $ty {
+                $ty {
+                    fd: OwnedFd::from(socket),
+                }
+            }
+        }
+
+        /// Hands the descriptor to `std`; it stays non-blocking.
+        impl From<$ty> for $std {
+            fn from(socket: $ty) -> $std {
+                <$std>::from(socket.fd)
+            }
+        }
+    };
+}
+
+fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
+fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
