@@ -201,6 +201,19 @@ impl<'a> Context<'a> {
         timeout: Option<Duration>,
         handler: Box<dyn Handler>,
     ) -> io::Result<ConnId> {
+        self.core
+            .connect(addr, timeout, handler)
+            .map(ConnId)
+            .map_err(|(e, _)| e)
+    }
+
+    /// As [`Context::connect`], but hands the handler back on failure.
+    pub(crate) fn try_connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        handler: Box<dyn Handler>,
+    ) -> Result<ConnId, (io::Error, Box<dyn Handler>)> {
         self.core.connect(addr, timeout, handler).map(ConnId)
     }
 
@@ -216,7 +229,10 @@ impl<'a> Context<'a> {
     ) -> io::Result<ConnId> {
         let fd: OwnedFd = stream.into();
         sys::fd::set_nonblocking(fd.as_fd(), true)?;
-        self.core.open_conn(fd, 0, handler, false).map(ConnId)
+        self.core
+            .open_conn(fd, 0, handler, false)
+            .map(ConnId)
+            .map_err(|(e, _)| e)
     }
 
     /// The peer address of this connection.

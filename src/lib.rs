@@ -44,6 +44,7 @@
 
 pub mod buffer;
 mod conn;
+pub mod connector;
 pub mod context;
 pub mod handler;
 pub mod io;

@@ -54,8 +54,28 @@ pub(crate) enum TimerTask {
 pub(crate) enum Entry {
     Conn(Conn),
     Listener(Listener),
+    Watched(Option<Box<dyn WatchedSource>>),
     Waker,
     Signals(OwnedFd),
+}
+
+/// A descriptor the loop watches for the user (UDP sockets, pipes, ...).
+pub(crate) trait WatchedSource {
+    fn on_ready(&mut self, ctx: &mut Context<'_>, ready: Ready);
+}
+
+struct Watch<S, F> {
+    source: S,
+    callback: F,
+}
+
+impl<S, F> WatchedSource for Watch<S, F>
+where
+    F: FnMut(&mut S, &mut Context<'_>, Ready),
+{
+    fn on_ready(&mut self, ctx: &mut Context<'_>, ready: Ready) {
+        (self.callback)(&mut self.source, ctx, ready)
+    }
 }
 
 /// Per-listener connection settings and count (index 0: outgoing/adopted).
@@ -233,6 +253,34 @@ impl EventLoop {
         self.context().connect(addr, timeout, handler)
     }
 
+    /// Watches any descriptor (a UDP socket, a pipe, a timerfd...) and calls
+    /// `callback` with it on each readiness edge. Readiness is
+    /// edge-triggered: the callback must read (or write) until `WouldBlock`,
+    /// or it will not be called again for what is already there. Dropping
+    /// the registration ([`EventLoop::unwatch`]) closes the source.
+    ///
+    /// # Errors
+    /// Errors of `epoll_ctl` (EPERM for regular files).
+    pub fn watch<S, F>(&mut self, source: S, interest: Interest, callback: F) -> io::Result<Token>
+    where
+        S: AsFd + 'static,
+        F: FnMut(&mut S, &mut Context<'_>, Ready) + 'static,
+    {
+        self.core.watch(source, interest, callback)
+    }
+
+    /// Stops watching and drops (closes) a source registered with
+    /// [`EventLoop::watch`]. Returns false for an unknown token.
+    pub fn unwatch(&mut self, token: Token) -> bool {
+        match self.core.entries.get(token) {
+            Some(Entry::Watched(_)) => {
+                self.core.entries.remove(token);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Sets the settings for outgoing and adopted connections.
     pub fn set_conn_config(&mut self, config: ConnConfig) {
         self.core.profiles[0].config = config;
@@ -316,10 +364,42 @@ impl Core {
         match self.entries.get(tok) {
             Some(Entry::Conn(_)) => self.conn_event(tok, ready),
             Some(Entry::Listener(_)) => self.accept_ready(tok),
+            Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
             Some(Entry::Waker) => self.run_posted(),
             Some(Entry::Signals(_)) => self.read_signals(tok),
             None => log::trace!("dropped a stale event for {tok:?}"),
         }
+    }
+
+    fn watched_ready(&mut self, tok: Token, ready: Ready) {
+        let Some(Entry::Watched(slot)) = self.entries.get_mut(tok) else {
+            return;
+        };
+        let Some(mut source) = slot.take() else {
+            return;
+        };
+        source.on_ready(&mut Context::new(self, None), ready);
+        if let Some(Entry::Watched(slot)) = self.entries.get_mut(tok) {
+            *slot = Some(source);
+        }
+    }
+
+    /// Registers a user-watched descriptor.
+    pub(crate) fn watch<S, F>(
+        &mut self,
+        source: S,
+        interest: Interest,
+        callback: F,
+    ) -> io::Result<Token>
+    where
+        S: AsFd + 'static,
+        F: FnMut(&mut S, &mut Context<'_>, Ready) + 'static,
+    {
+        let tok = self.entries.vacant_token();
+        self.poller.add(source.as_fd(), tok, interest)?;
+        Ok(self
+            .entries
+            .insert(Entry::Watched(Some(Box::new(Watch { source, callback })))))
     }
 
     fn serve_ready_list(&mut self) {
@@ -472,9 +552,11 @@ impl Core {
         profile: u16,
         handler: Box<dyn Handler>,
         connecting: bool,
-    ) -> io::Result<Token> {
+    ) -> Result<Token, (io::Error, Box<dyn Handler>)> {
         let tok = self.entries.vacant_token();
-        self.poller.add(fd.as_fd(), tok, Interest::STREAM)?;
+        if let Err(e) = self.poller.add(fd.as_fd(), tok, Interest::STREAM) {
+            return Err((e, handler));
+        }
         let conn = Conn::new(fd, profile, handler, self.now, connecting);
         let inserted = self.entries.insert(Entry::Conn(conn));
         debug_assert_eq!(inserted, tok);
@@ -559,8 +641,11 @@ impl Core {
         addr: SocketAddr,
         timeout: Option<Duration>,
         handler: Box<dyn Handler>,
-    ) -> io::Result<Token> {
-        let stream = TcpStream::connect_nonblocking(addr)?;
+    ) -> Result<Token, (io::Error, Box<dyn Handler>)> {
+        let stream = match TcpStream::connect_nonblocking(addr) {
+            Ok(s) => s,
+            Err(e) => return Err((e, handler)),
+        };
         let tok = self.open_conn(stream.into(), 0, handler, true)?;
         if let Some(t) = timeout {
             let deadline = self.clock.deadline_after(t);

@@ -130,7 +130,7 @@ impl Core {
                         // Not TCP (a Unix listener): ENOPROTOOPT, harmless.
                         let _ = sys::socket::set_nodelay(fd.as_fd(), true);
                     }
-                    if let Err(e) = self.open_conn(fd, profile, handler, false) {
+                    if let Err((e, _)) = self.open_conn(fd, profile, handler, false) {
                         log::warn!("cannot register an accepted connection: {e}");
                     }
                 }
