@@ -668,3 +668,21 @@ impl Core {
         self.timers.insert(deadline, TimerTask::Loop(f))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection costs one slab slot and nothing else (its
+    /// buffers are empty, its handler usually zero-sized): keep the slot
+    /// small. The target is 256 bytes of user memory per idle connection.
+    #[test]
+    fn a_slab_slot_is_small() {
+        let slot = std::mem::size_of::<(u32, Entry)>();
+        println!(
+            "slab slot: {slot} bytes (Conn {} bytes)",
+            std::mem::size_of::<Conn>()
+        );
+        assert!(slot <= 192, "slab slot grew to {slot} bytes");
+    }
+}

@@ -185,3 +185,46 @@ fn read_available_spills_and_enforces_the_limit() {
     }
     assert!(small.len() <= 100);
 }
+
+/// The same over TCP with the smallest SO_SNDBUF/SO_RCVBUF Linux allows:
+/// a 1 MiB WriteAll needs dozens of suspensions, each resumed by an
+/// EPOLLOUT edge from a poller registered once (no epoll_ctl per write).
+#[test]
+fn tiny_sndbuf_forces_many_partial_writes_each_resumed_by_epollout() {
+    use sockloop::options::SocketOptions;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (b, _) = listener.accept().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    a.set_send_buffer_size(1).unwrap(); // clamped up to the minimum
+    b.set_recv_buffer_size(1).unwrap();
+    assert!(a.send_buffer_size().unwrap() <= 8192);
+    let data = pattern(1 << 20);
+    let mut writer = WriteAll::new(data.clone());
+    let mut reader = ReadExact::new(data.len());
+    let mut poller = Poller::new(8).unwrap();
+    poller
+        .add(a.as_fd(), Token::new(0, 1), Interest::STREAM)
+        .unwrap();
+    poller
+        .add(b.as_fd(), Token::new(1, 1), Interest::STREAM)
+        .unwrap();
+    let mut suspensions = 0;
+    while !(writer.is_done() && reader.is_done()) {
+        if let IoStatus::WouldBlock = writer.advance(a.as_fd()) {
+            suspensions += 1;
+        }
+        if let IoStatus::Eof | IoStatus::Reset | IoStatus::Error(_) = reader.advance(b.as_fd()) {
+            panic!("reader failed");
+        }
+        if !(writer.is_done() && reader.is_done()) {
+            assert!(
+                poller.wait(Some(Duration::from_secs(5))).unwrap() > 0,
+                "lost edge"
+            );
+        }
+    }
+    assert!(suspensions > 20, "only {suspensions} partial writes");
+    assert!(reader.into_inner() == data);
+}
