@@ -410,6 +410,9 @@ impl Core {
     /// Applies backpressure and carries out requested half-closes and
     /// closes whose output has been flushed.
     pub(crate) fn check_state(&mut self, tok: Token) {
+        if self.in_callback == Some(tok) {
+            return; // after_callback runs it once the callback's writes are out
+        }
         let Some(c) = self.conn(tok) else { return };
         if c.flags.contains(Flags::CLOSED) {
             return;

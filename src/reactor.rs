@@ -78,6 +78,10 @@ pub(crate) struct Core {
     pub(crate) profiles: Vec<Profile>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conns: usize,
+    /// The connection whose callback is running: its writes sit in
+    /// `scratch_out` until the callback returns, so closes and half-closes
+    /// requested for it wait until then (else FIN would overtake them).
+    pub(crate) in_callback: Option<Token>,
     pub(crate) stop: bool,
     pub(crate) shutting_down: bool,
 }
@@ -138,6 +142,7 @@ impl EventLoop {
                 }],
                 shared: Arc::new(Shared::new(waker)),
                 conns: 0,
+                in_callback: None,
                 stop: false,
                 shutting_down: false,
             },
@@ -533,11 +538,19 @@ impl Core {
         let Some(mut handler) = conn.handler.take() else {
             return;
         };
+        let outer = self.in_callback.replace(tok);
+        // A callback inside another (on_open of a stream adopted from a
+        // handler) must not mix its writes with the outer one's.
+        let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
         f(&mut *handler, &mut Context::new(self, Some(tok)));
+        self.in_callback = outer;
         if let Some(conn) = self.conn_mut(tok) {
             conn.handler = Some(handler);
         }
         self.after_callback(tok);
+        if let Some(out) = outer_out {
+            self.scratch_out = out;
+        }
     }
 
     /// Starts an outgoing connection.
