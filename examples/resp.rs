@@ -291,13 +291,8 @@ fn unknown_command(ctx: &mut Context<'_>, cmd: &Command<'_>) -> io::Result<Flow>
         put(a, &mut buf);
         put(b"' ", &mut buf);
     }
-    put(b"\r\n", &mut buf);
-    // Always end in CRLF even when cut.
-    if !buf[..len].ends_with(b"\r\n") {
-        buf[len] = b'\r';
-        buf[len + 1] = b'\n';
-        len += 2;
-    }
+    buf[len..len + 2].copy_from_slice(b"\r\n");
+    len += 2;
     ctx.write(&buf[..len])?;
     Ok(Flow::Continue)
 }
