@@ -1,0 +1,217 @@
+//! A minimal HTTP/1.1 server: `GET /` answers `Hello, World!`.
+//!
+//! ```text
+//! cargo run --release --example http -- --addr 127.0.0.1:8080 \
+//!     --idle-timeout-secs 60 --max-conns 100000
+//! curl -v http://127.0.0.1:8080/
+//! wrk -t2 -c50 -d5s http://127.0.0.1:8080/
+//! ```
+//!
+//! * keep-alive (HTTP/1.1 by default, HTTP/1.0 with `Connection:
+//!   keep-alive`) and pipelining: every complete request in one read is
+//!   answered, in order, and the answers leave in one `send`;
+//! * `GET /` and `HEAD /` answer 200 with exactly
+//!   `Content-Type: text/plain` and `Content-Length: 13` (no `Date` or
+//!   `Server`: a comparison peer sends the same bytes); other paths 404;
+//!   other methods on `/` 405;
+//! * request bodies (by `Content-Length`, at most 1 MiB, else 413) are
+//!   read and discarded, also when they arrive after the answer;
+//! * malformed heads: 400, head over 8 KiB: 431, `Transfer-Encoding`: 501,
+//!   an `HTTP/x.y` other than 1.0/1.1: 505; each then closes;
+//! * `Connection: close` (or HTTP/1.0) closes after the answer.
+//!
+//! Parsing happens in place in the connection's input buffer (see
+//! `http/parser.rs`, a std-only module also used by tests and fuzzing):
+//! no allocation per request. Prints `listening on ADDR` on stderr once
+//! bound; logs via `RUST_LOG`; SIGINT/SIGTERM stop it gracefully.
+
+#[path = "http/parser.rs"]
+mod parser;
+
+use parser::{parse_request, HttpError, Method, Request, Version};
+use sockloop::net::TcpListener;
+use sockloop::sys::signal::{SIGINT, SIGTERM};
+use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+use std::io::Write as _;
+use std::time::Duration;
+
+const HELLO: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+const HELLO_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n";
+const NOT_FOUND_HEAD: &[u8] =
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n";
+const NOT_FOUND_BODY: &[u8] = b"Not Found\n";
+const NOT_ALLOWED_HEAD: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n\
+Content-Type: text/plain\r\nContent-Length: 19\r\n";
+const NOT_ALLOWED_BODY: &[u8] = b"Method Not Allowed\n";
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// One connection's state: how many body bytes of the last request are
+/// still to be discarded.
+#[derive(Default)]
+struct Http {
+    skip_body: usize,
+}
+
+impl Handler for Http {
+    fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+        // Parse from an offset and consume once at the end: one pass over
+        // the batch, no compaction between requests.
+        let mut pos = 0;
+        let bytes = input.as_slice();
+        let mut close = false;
+        while pos < bytes.len() {
+            if self.skip_body > 0 {
+                let n = self.skip_body.min(bytes.len() - pos);
+                self.skip_body -= n;
+                pos += n;
+                continue;
+            }
+            match parse_request(&bytes[pos..]) {
+                Ok(None) => break,
+                Ok(Some((req, used))) => {
+                    pos += used;
+                    let body_here = req.content_length.min(bytes.len() - pos);
+                    if req.expect_continue && body_here < req.content_length {
+                        // The client waits for this before sending the body
+                        // that it will send anyway after our final answer.
+                        let _ = ctx.write(CONTINUE);
+                    }
+                    self.skip_body = req.content_length;
+                    let keep_alive = req.keep_alive();
+                    if respond(ctx, &req, keep_alive).is_err() || !keep_alive {
+                        close = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    log::debug!("bad request: {e}");
+                    let _ = respond_error(ctx, e);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if close {
+            input.clear();
+            ctx.close();
+        } else {
+            input.consume(pos);
+        }
+    }
+}
+
+/// Writes the answer to `req`. Errors mean the connection is going away.
+fn respond(ctx: &mut Context<'_>, req: &Request<'_>, keep_alive: bool) -> std::io::Result<()> {
+    let head_only = req.method == Method::Head;
+    let (head, body) = match (req.path(), req.method) {
+        (b"/", Method::Get) if keep_alive && req.version == Version::Http11 => {
+            // The hot path: one static write.
+            return ctx.write(HELLO);
+        }
+        (b"/", Method::Get | Method::Head) => (HELLO_HEAD, &HELLO[HELLO.len() - 13..]),
+        (b"/", _) => (NOT_ALLOWED_HEAD, NOT_ALLOWED_BODY),
+        _ => (NOT_FOUND_HEAD, NOT_FOUND_BODY),
+    };
+    ctx.write(head)?;
+    ctx.write(connection_header(req.version, keep_alive))?;
+    ctx.write(b"\r\n")?;
+    if !head_only {
+        ctx.write(body)?;
+    }
+    Ok(())
+}
+
+/// The `Connection` field, when the default for the version does not say
+/// what we do.
+fn connection_header(version: Version, keep_alive: bool) -> &'static [u8] {
+    match (version, keep_alive) {
+        (Version::Http11, true) => b"",
+        (Version::Http10, true) => b"Connection: keep-alive\r\n",
+        (_, false) => b"Connection: close\r\n",
+    }
+}
+
+/// Answers a refused request head; the connection closes afterwards.
+fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
+    let (code, reason) = e.status();
+    // A stack buffer: no allocation even on the error path.
+    let mut buf = [0u8; 256];
+    let mut w = &mut buf[..];
+    let body_len = reason.len() + 1;
+    write!(
+        w,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\
+         Connection: close\r\n\r\n{reason}\n"
+    )?;
+    let n = 256 - w.len();
+    ctx.write(&buf[..n])
+}
+
+struct Args {
+    addr: std::net::SocketAddr,
+    idle_timeout_secs: u64,
+    max_conns: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        addr: "127.0.0.1:8080".parse().map_err(|e| format!("{e}"))?,
+        idle_timeout_secs: 60,
+        max_conns: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
+            "--idle-timeout-secs" => {
+                args.idle_timeout_secs = value()?
+                    .parse()
+                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
+            }
+            "--max-conns" => {
+                args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: http [--addr HOST:PORT] [--idle-timeout-secs N] [--max-conns N]".into(),
+                )
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = serve(&args) {
+        eprintln!("http: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn serve(args: &Args) -> std::io::Result<()> {
+    let mut ev = EventLoop::new()?;
+    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
+    let listener = TcpListener::bind(args.addr)?;
+    let mut config = ServerConfig {
+        max_conns: args.max_conns,
+        ..ServerConfig::default()
+    };
+    config.conn.idle_timeout = match args.idle_timeout_secs {
+        0 => None,
+        n => Some(Duration::from_secs(n)),
+    };
+    eprintln!("listening on {}", listener.local_addr()?);
+    ev.listen(listener, config, |_| Box::new(Http::default()))?;
+    ev.run()
+}

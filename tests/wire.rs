@@ -1,0 +1,105 @@
+//! The example servers over a plain TCP socket: pipelining in one write,
+//! bodies split across writes, and refusals that close the connection.
+
+mod common;
+
+use common::Server;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+const HELLO: &str =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+
+fn connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(server.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Reads exactly `expected.len()` bytes and compares them.
+fn expect(s: &mut TcpStream, expected: &str) {
+    let mut got = vec![0; expected.len()];
+    s.read_exact(&mut got).expect("reply");
+    assert_eq!(String::from_utf8_lossy(&got), expected);
+}
+
+/// Reads until the server closes; returns what came.
+fn read_to_close(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read to EOF");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn http_pipelining_bodies_and_refusals() {
+    let server = Server::start("http", &[]);
+    let mut s = connect(&server);
+    // Three pipelined requests in one write, one of them with a body.
+    s.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /p HTTP/1.1\r\nContent-Length: 4\r\n\r\nbodyHEAD / HTTP/1.1\r\n\r\n",
+    )
+    .unwrap();
+    let not_found = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nNot Found\n";
+    let head = &HELLO[..HELLO.len() - 13];
+    expect(&mut s, &format!("{HELLO}{not_found}{head}"));
+    // A body that arrives in pieces, after its answer.
+    s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\nab")
+        .unwrap();
+    expect(
+        &mut s,
+        "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\n\
+         Content-Length: 19\r\n\r\nMethod Not Allowed\n",
+    );
+    s.write_all(b"cdefGET / HTTP/1.1\r\n\r\n").unwrap();
+    expect(&mut s, HELLO);
+    // A head split in the middle of a line.
+    s.write_all(b"GET / HT").unwrap();
+    s.write_all(b"TP/1.1\r\n\r\n").unwrap();
+    expect(&mut s, HELLO);
+    // Garbage: 400, then the server closes.
+    s.write_all(b"NOT HTTP AT ALL\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let reply = read_to_close(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
+    assert!(reply.contains("Connection: close\r\n"), "{reply}");
+    assert!(!reply.contains("Hello"), "answered after a 400: {reply}");
+
+    // HTTP/1.0 without keep-alive: answer, then close.
+    let mut s = connect(&server);
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let reply = read_to_close(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(
+        reply.ends_with("Connection: close\r\n\r\nHello, World!"),
+        "{reply}"
+    );
+}
+
+#[test]
+fn resp_pipelining_and_protocol_errors() {
+    let server = Server::start("resp", &[]);
+    let mut s = connect(&server);
+    s.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\nGET k\r\n*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n*1\r\n$4\r\nPING\r\n")
+        .unwrap();
+    expect(&mut s, "+OK\r\n$2\r\nv1\r\n:1\r\n+PONG\r\n");
+    // A command split across writes, in the middle of a bulk string.
+    s.write_all(b"*2\r\n$4\r\nECHO\r\n$5\r\nhe").unwrap();
+    s.write_all(b"llo\r\n").unwrap();
+    expect(&mut s, "$5\r\nhello\r\n");
+    s.write_all(b"NOSUCH a\r\n").unwrap();
+    expect(
+        &mut s,
+        "-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n",
+    );
+    // A bulk string over 512 MiB: refused at once, then closed.
+    s.write_all(b"*1\r\n$536870913\r\n").unwrap();
+    assert_eq!(
+        read_to_close(&mut s),
+        "-ERR Protocol error: invalid bulk length\r\n"
+    );
+    // QUIT answers, then closes.
+    let mut s = connect(&server);
+    s.write_all(b"QUIT\r\nPING\r\n").unwrap();
+    assert_eq!(read_to_close(&mut s), "+OK\r\n");
+}
