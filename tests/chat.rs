@@ -52,8 +52,8 @@ impl Client {
 fn three_clients_lines_broadcast_to_the_others_in_order() {
     const N: usize = 300;
     let chat = start_chat();
-    let mut a = Client::join(chat.addr);
-    let mut b = Client::join(chat.addr);
+    let a = Client::join(chat.addr);
+    let b = Client::join(chat.addr);
     let mut c = Client::join(chat.addr);
     let (a_id, b_id, c_id) = (a.id.clone(), b.id.clone(), c.id.clone());
     assert!(a_id != b_id && b_id != c_id && a_id != c_id);
