@@ -320,29 +320,43 @@ fn client_reset_aborts_upstream() {
     drop(proxy);
 }
 
+/// redis-benchmark through the proxy in front of a RESP server: a
+/// redis-server started here on a free port, or the server at
+/// `SOCKLOOP_RESP_TARGET=HOST:PORT` (e.g. sockloop's own resp example).
 #[test]
 fn redis_benchmark_through_proxy() {
-    if !have_client("redis-server") || !have_client("redis-benchmark") {
+    if !have_client("redis-benchmark") {
         return;
     }
-    let port = free_port();
-    let redis_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let port_s = port.to_string();
-    let _redis = Server::start_with_ready_line(
-        "redis-server",
-        &[
-            "--port",
-            &port_s,
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        "Ready to accept connections",
-        redis_addr,
-    );
+    let target = std::env::var("SOCKLOOP_RESP_TARGET").ok();
+    let mut _redis = None;
+    let redis_addr: SocketAddr = match target {
+        Some(t) => t.parse().expect("SOCKLOOP_RESP_TARGET=HOST:PORT"),
+        None => {
+            if !have_client("redis-server") {
+                return;
+            }
+            let port = free_port();
+            let port_s = port.to_string();
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            _redis = Some(Server::start_with_ready_line(
+                "redis-server",
+                &[
+                    "--port",
+                    &port_s,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ],
+                "Ready to accept connections",
+                addr,
+            ));
+            addr
+        }
+    };
     let proxy = start_proxy(redis_addr, &[]);
     let out = Command::new("redis-benchmark")
         .args([
