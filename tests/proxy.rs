@@ -320,6 +320,39 @@ fn client_reset_aborts_upstream() {
     drop(proxy);
 }
 
+/// A pair that moves no bytes for the idle timeout is closed: the client
+/// sees EOF, and the upstream is closed too.
+#[test]
+fn idle_pair_is_closed() {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (mut s, _) = upstream.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(&buf).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).map(|_| rest)
+    });
+    let proxy = start_proxy(up_addr, &["--idle-timeout-secs", "1"]);
+    let mut client = TcpStream::connect(proxy.addr).unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping");
+    let took = assert_closed_within(&mut client, Duration::from_secs(5));
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    let rest = server
+        .join()
+        .unwrap()
+        .expect("upstream sees EOF, not a timeout");
+    assert!(rest.is_empty());
+}
+
 /// redis-benchmark through the proxy in front of a RESP server: a
 /// redis-server started here on a free port, or the server at
 /// `SOCKLOOP_RESP_TARGET=HOST:PORT` (e.g. sockloop's own resp example).
