@@ -11,7 +11,10 @@
 //!   `SOCKLOOP_REQUIRE_CLIENTS=1` makes that a failure.
 //! * [`run`] runs a client under `timeout(1)`, so a hung server fails the
 //!   test instead of hanging it.
+
 #![allow(dead_code)]
+
+pub mod procs;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
