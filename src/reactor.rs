@@ -646,6 +646,10 @@ impl Core {
             Ok(s) => s,
             Err(e) => return Err((e, handler)),
         };
+        if self.profiles[0].config.nodelay {
+            // Before the handshake, so even the first bytes go out at once.
+            let _ = stream.set_nodelay(true);
+        }
         let tok = self.open_conn(stream.into(), 0, handler, true)?;
         if let Some(t) = timeout {
             let deadline = self.clock.deadline_after(t);

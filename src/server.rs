@@ -35,12 +35,19 @@ pub struct ConnConfig {
     pub max_output: usize,
     /// When queued output exceeds this, the loop stops reading from the
     /// connection until the output drains (backpressure). Default 256 KiB.
+    ///
+    /// This suits request/response servers, where a connection's output is
+    /// the answer to its input. A relay (proxy) must not tie a connection's
+    /// reading to its own output: set `usize::MAX` there and pause the
+    /// *other* side instead ([`crate::Context::pause_reading_of`]), or the
+    /// two directions can deadlock.
     pub high_water: usize,
     /// After a graceful close has sent our FIN, how long to keep reading
     /// (and discarding) while waiting for the peer's FIN. Default 5 s.
     pub linger: Duration,
-    /// Set TCP_NODELAY on accepted TCP connections. Default true: a reactor
-    /// writes whole replies, so Nagle's algorithm only adds latency.
+    /// Set TCP_NODELAY on TCP connections (accepted ones, and outgoing ones
+    /// with the loop's default config). Default true: a reactor writes
+    /// whole replies, so Nagle's algorithm only adds latency.
     pub nodelay: bool,
 }
 
