@@ -390,7 +390,24 @@ fn redis_benchmark_through_proxy() {
             addr
         }
     };
-    let proxy = start_proxy(redis_addr, &[]);
+    bench_through_proxy(redis_addr, "set,get,incr,lpush,lpop,mset", 6);
+}
+
+/// redis-benchmark through the proxy in front of sockloop's own RESP
+/// server: both ends of the relay are sockloop.
+#[test]
+fn redis_benchmark_through_proxy_in_front_of_sockloop_resp() {
+    if !have_client("redis-benchmark") {
+        return;
+    }
+    let resp = Server::example("resp", &["--addr", "127.0.0.1:0"]);
+    bench_through_proxy(resp.addr, "ping,set,get,incr,mset", 6);
+}
+
+/// Runs redis-benchmark (`-t tests`, pipelined) through a proxy in front
+/// of `upstream` and checks that every test ran without an error reply.
+fn bench_through_proxy(upstream: SocketAddr, tests: &str, expected_results: usize) {
+    let proxy = start_proxy(upstream, &[]);
     let out = Command::new("redis-benchmark")
         .args([
             "-h",
@@ -405,7 +422,7 @@ fn redis_benchmark_through_proxy() {
             "8",
             "-q",
             "-t",
-            "set,get,incr,lpush,lpop,mset",
+            tests,
         ])
         .output()
         .expect("run redis-benchmark");
@@ -422,6 +439,9 @@ fn redis_benchmark_through_proxy() {
         .split(['\r', '\n'])
         .filter(|l| l.contains("requests per second"))
         .count();
-    assert!(results >= 6, "expected 6 results, got:\n{stdout}");
+    assert!(
+        results >= expected_results,
+        "expected {expected_results} results, got:\n{stdout}"
+    );
     assert!(!stdout.contains("ERR") && !stderr.contains("ERR"));
 }
