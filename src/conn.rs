@@ -13,7 +13,7 @@ use crate::buffer::Buffer;
 use crate::handler::{CloseReason, Handler};
 use crate::io::{read_available, IoStatus, ReadOutcome};
 use crate::poll::Ready;
-use crate::reactor::{Core, TimerTask, READS_PER_TURN, READ_CHUNK};
+use crate::reactor::{Core, Entry, TimerTask, READS_PER_TURN, READ_CHUNK};
 use crate::sys;
 use crate::timer::TimerId;
 use crate::token::Token;
@@ -187,7 +187,7 @@ impl Core {
                 profiles,
                 ..
             } = self;
-            let Some(crate::reactor::Entry::Conn(c)) = entries.get_mut(tok) else {
+            let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
                 return;
             };
             if !c.may_read() {
@@ -198,20 +198,22 @@ impl Core {
             // Otherwise append to its buffer, spilling into the shared one.
             let from_scratch = c.input.is_empty();
             let outcome = if from_scratch {
+                // The shared buffer was sized to READ_CHUNK at start and is
+                // only ever cleared: its spare room is the whole chunk.
                 scratch_in.clear();
-                match scratch_in.writable(READ_CHUNK) {
-                    Ok(space) => match sys::io::read(c.fd.as_fd(), space) {
-                        Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
-                        Ok(n) => {
-                            scratch_in.commit(n);
-                            ReadOutcome::Data {
-                                n,
-                                drained: n < READ_CHUNK,
-                            }
+                let space = scratch_in.spare();
+                debug_assert_eq!(space.len(), READ_CHUNK);
+                let want = space.len();
+                match sys::io::read(c.fd.as_fd(), space) {
+                    Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
+                    Ok(n) => {
+                        scratch_in.commit(n);
+                        ReadOutcome::Data {
+                            n,
+                            drained: n < want,
                         }
-                        Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
-                    },
-                    Err(e) => ReadOutcome::Stop(IoStatus::Error(e.into())),
+                    }
+                    Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
                 }
             } else {
                 c.input
@@ -413,19 +415,25 @@ impl Core {
         if self.in_callback == Some(tok) {
             return; // after_callback runs it once the callback's writes are out
         }
-        let Some(c) = self.conn(tok) else { return };
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return;
+        };
         if c.flags.contains(Flags::CLOSED) {
             return;
         }
-        let high_water = self.config(c).high_water;
-        let linger = self.config(c).linger;
-        let Some(c) = self.conn_mut(tok) else { return };
-        if c.output.len() > high_water {
-            c.flags.insert(Flags::HW_PAUSED);
-        }
-        if !c.output.is_empty() || c.flags.contains(Flags::CONNECTING) {
+        if !c.output.is_empty() {
+            if c.output.len() > self.profiles[c.profile as usize].config.high_water {
+                c.flags.insert(Flags::HW_PAUSED);
+            }
             return;
         }
+        // The common case on the hot path: nothing queued, nothing asked.
+        if !c.flags.any(Flags::CLOSE_REQ | Flags::SHUT_WR_REQ)
+            || c.flags.contains(Flags::CONNECTING)
+        {
+            return;
+        }
+        let linger = self.profiles[c.profile as usize].config.linger;
         if c.flags.any(Flags::CLOSE_REQ | Flags::SHUT_WR_REQ) && !c.flags.contains(Flags::WR_SHUT) {
             c.flags.insert(Flags::WR_SHUT);
             // Our FIN. ENOTCONN means the peer is already gone: fine.

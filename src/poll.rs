@@ -124,12 +124,18 @@ impl Poller {
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let ms = match timeout {
             None => -1,
-            Some(d) => {
-                let ms = d.as_nanos().div_ceil(1_000_000);
-                ms.min(i32::MAX as u128) as i32
-            }
+            Some(d) => crate::timer::ceil_ms(d).min(i32::MAX as u64) as i32,
         };
-        epoll::wait(self.epfd.as_fd(), &mut self.events, ms)
+        self.wait_ms(ms)
+    }
+
+    /// Waits up to `timeout_ms` milliseconds (-1: forever).
+    ///
+    /// # Errors
+    /// As [`Poller::wait`].
+    #[inline]
+    pub fn wait_ms(&mut self, timeout_ms: i32) -> io::Result<usize> {
+        epoll::wait(self.epfd.as_fd(), &mut self.events, timeout_ms)
     }
 
     /// How many events the last wait returned.

@@ -177,36 +177,57 @@ impl<T> Timers<T> {
 /// The loop's monotonic millisecond clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    start: Instant,
+    start_ns: u64,
 }
 
 impl Clock {
     /// A clock whose zero is now.
     pub fn new() -> Clock {
         Clock {
-            start: Instant::now(),
+            start_ns: mono_ns(),
         }
     }
 
+    fn elapsed_ns(&self) -> u64 {
+        mono_ns().saturating_sub(self.start_ns)
+    }
+
     /// Milliseconds since the clock started, rounded down.
+    #[inline]
     pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.elapsed_ns() / 1_000_000
     }
 
     /// The deadline for a timer armed now that must not fire before `after`
     /// has passed: the current time is rounded *up*, then `after` is added
     /// rounded up, so rounding never makes a timer fire early.
     pub fn deadline_after(&self, after: Duration) -> u64 {
-        let now_ns = self.start.elapsed().as_nanos();
-        let now_up = now_ns.div_ceil(1_000_000) as u64;
-        now_up.saturating_add(after.as_nanos().div_ceil(1_000_000) as u64)
+        self.elapsed_ns()
+            .div_ceil(1_000_000)
+            .saturating_add(ceil_ms(after))
     }
 
-    /// How long from now until `deadline` (zero if it has passed).
-    pub fn until(&self, deadline: u64) -> Duration {
-        let target = Duration::from_millis(deadline);
-        target.saturating_sub(self.start.elapsed())
+    /// How long from `now` (ms on this clock) until `deadline`, in whole
+    /// milliseconds (zero if it has passed).
+    pub fn until(&self, now: u64, deadline: u64) -> Duration {
+        Duration::from_millis(deadline.saturating_sub(now))
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds. It cannot fail on Linux; if it ever
+/// did, `Instant` (the same clock through std) is the fallback.
+fn mono_ns() -> u64 {
+    crate::sys::time::monotonic_ns().unwrap_or_else(|_| {
+        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    })
+}
+
+/// Whole milliseconds in `d`, rounded up (64-bit arithmetic only: this runs
+/// every loop turn).
+pub fn ceil_ms(d: Duration) -> u64 {
+    let ms = d.as_secs().saturating_mul(1000);
+    ms.saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
 }
 
 impl Default for Clock {
@@ -275,6 +296,9 @@ mod tests {
         let c = Clock::new();
         let d = c.deadline_after(Duration::from_micros(1));
         assert!(d >= 1);
-        assert!(c.until(d) <= Duration::from_millis(2));
+        assert!(c.until(c.now_ms(), d) <= Duration::from_millis(2));
+        assert_eq!(ceil_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_ms(Duration::from_millis(5)), 5);
+        assert_eq!(ceil_ms(Duration::new(2, 1)), 2001);
     }
 }

@@ -60,4 +60,5 @@ pub mod rlimit;
 pub mod signal;
 pub mod socket;
 pub mod sockopt;
+pub mod time;
 pub mod udp;
