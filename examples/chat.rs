@@ -17,14 +17,13 @@
 //!   disconnected (with a log line) instead of growing the server's memory;
 //!   the others are not held back by it.
 
-use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
-use sockloop::{Buffer, CloseReason, ConnId, Context, EventLoop, Handler, ServerConfig};
+#[path = "common/cli.rs"]
+mod cli;
+
+use sockloop::{Buffer, CloseReason, ConnId, Context, Handler};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
 
 /// Longest accepted line, without its newline.
 const MAX_LINE: usize = 8 * 1024;
@@ -122,71 +121,28 @@ impl Handler for Member {
     }
 }
 
-struct Args {
-    addr: SocketAddr,
-    idle_timeout_secs: u64,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        addr: "127.0.0.1:7003".parse().map_err(|e| format!("{e}"))?,
-        idle_timeout_secs: 0,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
-            "--idle-timeout-secs" => {
-                args.idle_timeout_secs = value()?
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
-            }
-            "-h" | "--help" => {
-                return Err(
-                    "usage: chat [--addr HOST:PORT] [--idle-timeout-secs N (0: none)]".into(),
-                )
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = serve(&args) {
-        eprintln!("chat: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn serve(args: &Args) -> std::io::Result<()> {
-    let mut ev = EventLoop::new()?;
-    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(args.addr)?;
-    let mut config = ServerConfig::default();
-    config.conn.idle_timeout = match args.idle_timeout_secs {
-        0 => None,
-        n => Some(Duration::from_secs(n)),
-    };
+    let cli = cli::Cli::parse(
+        "chat",
+        "chat [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N]",
+        &["--addr", "--idle-timeout-secs", "--max-conns"],
+    );
+    let addr = cli.addr("--addr", "127.0.0.1:7003");
+    let mut config = cli.server_config(0, 100_000);
     // Output is bounded by the slow-reader limit (checked before each
     // write); the loop's per-connection cap only has to stay above it.
     config.conn.max_output = 2 * SLOW_READER_LIMIT;
-    eprintln!("listening on {}", listener.local_addr()?);
     let room = Rc::new(RefCell::new(Room::default()));
-    ev.listen(listener, config, move |id| {
-        Box::new(Member {
-            id,
-            room: room.clone(),
-        })
-    })?;
-    ev.run()
+    cli::serve(
+        "chat",
+        addr,
+        config,
+        |_| {},
+        move |id| {
+            Box::new(Member {
+                id,
+                room: room.clone(),
+            })
+        },
+    )
 }

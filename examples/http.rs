@@ -28,12 +28,12 @@
 #[path = "http/parser.rs"]
 mod parser;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use parser::{parse_request, HttpError, Method, Request, Version};
-use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
-use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+use sockloop::{Buffer, Context, Handler};
 use std::io::Write as _;
-use std::time::Duration;
 
 const HELLO: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
@@ -148,70 +148,13 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
     ctx.write(&buf[..n])
 }
 
-struct Args {
-    addr: std::net::SocketAddr,
-    idle_timeout_secs: u64,
-    max_conns: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        addr: "127.0.0.1:8080".parse().map_err(|e| format!("{e}"))?,
-        idle_timeout_secs: 60,
-        max_conns: 100_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
-            "--idle-timeout-secs" => {
-                args.idle_timeout_secs = value()?
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
-            }
-            "--max-conns" => {
-                args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
-            }
-            "-h" | "--help" => {
-                return Err(
-                    "usage: http [--addr HOST:PORT] [--idle-timeout-secs N] [--max-conns N]".into(),
-                )
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = serve(&args) {
-        eprintln!("http: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn serve(args: &Args) -> std::io::Result<()> {
-    let mut ev = EventLoop::new()?;
-    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(args.addr)?;
-    let mut config = ServerConfig {
-        max_conns: args.max_conns,
-        ..ServerConfig::default()
-    };
-    config.conn.idle_timeout = match args.idle_timeout_secs {
-        0 => None,
-        n => Some(Duration::from_secs(n)),
-    };
-    eprintln!("listening on {}", listener.local_addr()?);
-    ev.listen(listener, config, |_| Box::new(Http::default()))?;
-    ev.run()
+    let cli = cli::Cli::parse(
+        "http",
+        "http [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N]",
+        &["--addr", "--idle-timeout-secs", "--max-conns"],
+    );
+    let addr = cli.addr("--addr", "127.0.0.1:8080");
+    let config = cli.server_config(60, 100_000);
+    cli::serve("http", addr, config, |_| {}, |_| Box::new(Http::default()))
 }

@@ -22,9 +22,10 @@
 //! * A refused or timed-out upstream closes the client (with a log line); a
 //!   reset on either side aborts (RST) the other.
 
-use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
-use sockloop::{Buffer, CloseReason, ConnId, Context, EventLoop, Handler, ServerConfig};
+#[path = "common/cli.rs"]
+mod cli;
+
+use sockloop::{Buffer, CloseReason, ConnId, Context, Handler};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -184,82 +185,24 @@ impl Handler for Upstream {
     }
 }
 
-struct Args {
-    listen: SocketAddr,
-    upstream: SocketAddr,
-    connect_timeout_ms: u64,
-    idle_timeout_secs: u64,
-    max_conns: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: "127.0.0.1:7001".parse().map_err(|e| format!("{e}"))?,
-        upstream: "127.0.0.1:7000".parse().map_err(|e| format!("{e}"))?,
-        connect_timeout_ms: 3000,
-        idle_timeout_secs: 60,
-        max_conns: 50_000,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--listen" => args.listen = value()?.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--upstream" => {
-                args.upstream = value()?.parse().map_err(|e| format!("--upstream: {e}"))?
-            }
-            "--connect-timeout-ms" => {
-                args.connect_timeout_ms = value()?
-                    .parse()
-                    .map_err(|e| format!("--connect-timeout-ms: {e}"))?
-            }
-            "--idle-timeout-secs" => {
-                args.idle_timeout_secs = value()?
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
-            }
-            "--max-conns" => {
-                args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
-            }
-            "-h" | "--help" => {
-                return Err("usage: proxy [--listen HOST:PORT] [--upstream HOST:PORT] \
-                     [--connect-timeout-ms N] [--idle-timeout-secs N] [--max-conns N]"
-                    .into())
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = serve(&args) {
-        eprintln!("proxy: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn serve(args: &Args) -> std::io::Result<()> {
-    let mut ev = EventLoop::new()?;
-    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(args.listen)?;
+    let cli = cli::Cli::parse(
+        "proxy",
+        "proxy [--listen HOST:PORT] [--upstream HOST:PORT] [--connect-timeout-ms N] \
+         [--idle-timeout-secs N (0: never)] [--max-conns N]",
+        &[
+            "--listen",
+            "--upstream",
+            "--connect-timeout-ms",
+            "--idle-timeout-secs",
+            "--max-conns",
+        ],
+    );
+    let listen = cli.addr("--listen", "127.0.0.1:7001");
+    let upstream_addr = cli.addr("--upstream", "127.0.0.1:7000");
+    let connect_timeout = Duration::from_millis(cli.get("--connect-timeout-ms", 3000));
     // Each client takes two connections (its own and the upstream's).
-    let mut config = ServerConfig {
-        max_conns: args.max_conns,
-        ..ServerConfig::default()
-    };
-    config.conn.idle_timeout = match args.idle_timeout_secs {
-        0 => None,
-        n => Some(Duration::from_secs(n)),
-    };
+    let mut config = cli.server_config(60, 50_000);
     // The loop's own backpressure stops reading from a connection whose
     // *own* output is above its high-water mark: right for echo, but in a
     // proxy it would couple the two directions (a slow upload would stop the
@@ -267,17 +210,19 @@ fn serve(args: &Args) -> std::io::Result<()> {
     // proxy applies backpressure across the pair itself (HIGH_WATER), which
     // also keeps every output far below max_output.
     config.conn.high_water = usize::MAX;
-    // Outgoing (upstream) connections use profile 0.
-    ev.set_conn_config(config.conn.clone());
-    eprintln!("listening on {}", listener.local_addr()?);
-    let upstream_addr = args.upstream;
-    let connect_timeout = Duration::from_millis(args.connect_timeout_ms);
-    ev.listen(listener, config, move |_| {
-        Box::new(Client {
-            upstream_addr,
-            connect_timeout,
-            upstream: None,
-        })
-    })?;
-    ev.run()
+    let upstream_config = config.conn.clone();
+    cli::serve(
+        "proxy",
+        listen,
+        config,
+        // Outgoing (upstream) connections use the loop's default config.
+        move |ev| ev.set_conn_config(upstream_config),
+        move |_| {
+            Box::new(Client {
+                upstream_addr,
+                connect_timeout,
+                upstream: None,
+            })
+        },
+    )
 }

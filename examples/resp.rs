@@ -35,10 +35,11 @@
 #[path = "resp/parser.rs"]
 mod parser;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use parser::{parse_command, parse_int, Command};
-use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
-use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+use sockloop::{Buffer, Context, Handler};
 use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -616,85 +617,27 @@ fn config_command<'a>(
     Ok(Flow::Continue)
 }
 
-struct Args {
-    addr: std::net::SocketAddr,
-    idle_timeout_secs: u64,
-    max_conns: usize,
-    max_input_mib: usize,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        addr: "127.0.0.1:6380".parse().map_err(|e| format!("{e}"))?,
-        idle_timeout_secs: 0,
-        max_conns: 100_000,
-        max_input_mib: 64,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
-            "--idle-timeout-secs" => {
-                args.idle_timeout_secs = value()?
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
-            }
-            "--max-conns" => {
-                args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
-            }
-            "--max-input-mib" => {
-                args.max_input_mib = value()?
-                    .parse()
-                    .map_err(|e| format!("--max-input-mib: {e}"))?
-            }
-            "-h" | "--help" => {
-                return Err(
-                    "usage: resp [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] \
-                            [--max-conns N] [--max-input-mib N]"
-                        .into(),
-                )
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    if args.max_input_mib == 0 {
-        return Err("--max-input-mib must be at least 1".into());
-    }
-    Ok(args)
-}
-
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = serve(&args) {
-        eprintln!("resp: {e}");
-        std::process::exit(1);
+    let cli = cli::Cli::parse(
+        "resp",
+        "resp [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] [--max-input-mib N]",
+        &["--addr", "--idle-timeout-secs", "--max-conns", "--max-input-mib"],
+    );
+    let addr = cli.addr("--addr", "127.0.0.1:6380");
+    // Like Redis: no idle timeout unless asked for.
+    let mut config = cli.server_config(0, 100_000);
+    let max_input_mib: usize = cli.get("--max-input-mib", 64);
+    if max_input_mib == 0 {
+        cli.fail("--max-input-mib must be at least 1");
     }
-}
-
-fn serve(args: &Args) -> io::Result<()> {
-    let mut ev = EventLoop::new()?;
-    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(args.addr)?;
-    let mut config = ServerConfig {
-        max_conns: args.max_conns,
-        ..ServerConfig::default()
-    };
-    config.conn.idle_timeout = match args.idle_timeout_secs {
-        0 => None,
-        n => Some(Duration::from_secs(n)),
-    };
-    config.conn.max_input = args.max_input_mib.saturating_mul(1024 * 1024);
+    config.conn.max_input = max_input_mib.saturating_mul(1024 * 1024);
     config.conn.max_output = config.conn.max_input.saturating_mul(4);
-    eprintln!("listening on {}", listener.local_addr()?);
     let db = Rc::new(RefCell::new(Db::default()));
-    ev.listen(listener, config, move |_| Box::new(Resp { db: db.clone() }))?;
-    ev.run()
+    cli::serve(
+        "resp",
+        addr,
+        config,
+        |_| {},
+        move |_| Box::new(Resp { db: db.clone() }),
+    )
 }

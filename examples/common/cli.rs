@@ -1,0 +1,120 @@
+//! What every example server's command line and start-up share, so each
+//! example file is about its protocol only:
+//!
+//! * `--flag value` arguments: unknown flags and bad values print the usage
+//!   and exit 2; `-h`/`--help` prints it and exits 0;
+//! * logging through `RUST_LOG` (default `warn`);
+//! * a loop that shuts down gracefully on SIGINT/SIGTERM, the
+//!   `listening on ADDR` line on stderr once bound, and exit status 1 with
+//!   the error if serving fails.
+#![allow(dead_code)] // each example uses a different subset
+
+use sockloop::net::TcpListener;
+use sockloop::sys::signal::{SIGINT, SIGTERM};
+use sockloop::{ConnId, EventLoop, Handler, ServerConfig};
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Parsed `--flag value` arguments.
+pub struct Cli {
+    name: &'static str,
+    usage: &'static str,
+    pairs: Vec<(String, String)>,
+}
+
+impl Cli {
+    /// Parses the process arguments, accepting only `flags`, and sets up
+    /// logging.
+    pub fn parse(name: &'static str, usage: &'static str, flags: &[&str]) -> Cli {
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+        let mut cli = Cli {
+            name,
+            usage,
+            pairs: Vec::new(),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            if flag == "-h" || flag == "--help" {
+                println!("usage: {usage}");
+                std::process::exit(0);
+            }
+            if !flags.contains(&flag.as_str()) {
+                cli.fail(&format!("unknown argument {flag}"));
+            }
+            match args.next() {
+                Some(value) => cli.pairs.push((flag, value)),
+                None => cli.fail(&format!("{flag} needs a value")),
+            }
+        }
+        cli
+    }
+
+    /// Prints `msg` and the usage, then exits with status 2.
+    pub fn fail(&self, msg: &str) -> ! {
+        eprintln!("{}: {msg}\nusage: {}", self.name, self.usage);
+        std::process::exit(2);
+    }
+
+    /// The value of `flag` (the last one given), or `default`.
+    pub fn get<T: FromStr>(&self, flag: &str, default: T) -> T
+    where
+        T::Err: Display,
+    {
+        match self.pairs.iter().rev().find(|(f, _)| f == flag) {
+            Some((_, v)) => v
+                .parse()
+                .unwrap_or_else(|e| self.fail(&format!("{flag} {v:?}: {e}"))),
+            None => default,
+        }
+    }
+
+    /// `--addr` (or another address flag) with a default.
+    pub fn addr(&self, flag: &str, default: &str) -> SocketAddr {
+        let fallback = default
+            .parse()
+            .unwrap_or_else(|e| self.fail(&format!("default {default}: {e}")));
+        self.get(flag, fallback)
+    }
+
+    /// A server config from `--idle-timeout-secs` (0: never) and
+    /// `--max-conns`, with the example's defaults.
+    pub fn server_config(&self, default_idle_secs: u64, default_max_conns: usize) -> ServerConfig {
+        let mut config = ServerConfig {
+            max_conns: self.get("--max-conns", default_max_conns),
+            ..ServerConfig::default()
+        };
+        config.conn.idle_timeout = match self.get("--idle-timeout-secs", default_idle_secs) {
+            0 => None,
+            n => Some(Duration::from_secs(n)),
+        };
+        config
+    }
+}
+
+/// Serves `addr` with one handler per connection from `factory`, on a loop
+/// that `setup` may adjust first; exits the process when the loop ends
+/// (0 after a graceful shutdown, 1 with the error if anything failed).
+pub fn serve<S, F>(name: &str, addr: SocketAddr, config: ServerConfig, setup: S, factory: F) -> !
+where
+    S: FnOnce(&mut EventLoop),
+    F: FnMut(ConnId) -> Box<dyn Handler> + 'static,
+{
+    let result = (|| -> std::io::Result<()> {
+        let mut ev = EventLoop::new()?;
+        ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
+        setup(&mut ev);
+        let listener = TcpListener::bind(addr)?;
+        eprintln!("listening on {}", listener.local_addr()?);
+        ev.listen(listener, config, factory)?;
+        ev.run()
+    })();
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
