@@ -153,8 +153,24 @@ impl InProcess {
     }
 }
 
-/// Path of a built example (`cargo test` builds examples next to deps/).
+/// Path of a built example, next to deps/. `cargo test` builds examples
+/// only when it builds every target; `cargo test --test stress` does not,
+/// so under cargo (`$CARGO` is set) the example is (re)built once per run,
+/// never leaving a stale binary under test.
 pub fn example_path(name: &str) -> std::path::PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let Some(cargo) = std::env::var_os("CARGO") else {
+            return;
+        };
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-j1", "--quiet", "--example", name]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build --example");
+        assert!(status.success(), "cargo build --example {name} failed");
+    });
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     dir.join("examples").join(name)
@@ -194,6 +210,24 @@ impl EchoChild {
         };
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
+        // "listening on" is printed before the listener is registered and
+        // its spare descriptor opened: one round trip makes sure the
+        // server is fully up before a test takes its fd baseline.
+        let mut s = TcpStream::connect(addr).expect("connect to echo");
+        echo_round(&mut s, b"up?").expect("echo is up");
+        drop(s);
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Wait until that connection is reaped: the baseline is idle.
+        let mut last = fd_count(pid);
+        loop {
+            std::thread::sleep(Duration::from_millis(50)); // polling pace
+            let now = fd_count(pid);
+            if now == last || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
         EchoChild { child, addr }
     }
 
