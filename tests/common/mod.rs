@@ -188,7 +188,11 @@ impl EchoChild {
         let mut child = Command::new(&path)
             .args(["--addr", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "error")
+            // SOCKLOOP_TEST_SERVER_LOG=debug to see the server's log.
+            .env(
+                "RUST_LOG",
+                std::env::var("SOCKLOOP_TEST_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -209,7 +213,13 @@ impl EchoChild {
             }
         };
         // Keep draining stderr so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.by_ref() {});
+        std::thread::spawn(move || {
+            for line in lines.by_ref().map_while(Result::ok) {
+                if std::env::var_os("SOCKLOOP_TEST_SERVER_LOG").is_some() {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
         // "listening on" is printed before the listener is registered and
         // its spare descriptor opened: one round trip makes sure the
         // server is fully up before a test takes its fd baseline.
