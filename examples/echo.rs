@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! cargo run --release --example echo -- --addr 127.0.0.1:7000 \
-//!     --idle-timeout-secs 60 --max-conns 100000
+//!     --idle-timeout-secs 60 --max-conns 100000 [--nofile N]
 //! ```
+//! `--nofile N` lowers the soft RLIMIT_NOFILE to N after the loop is
+//! created (the reliability tests use it to exhaust descriptors).
 //! Prints `listening on ADDR` on stderr once bound; logs via `RUST_LOG`;
 //! SIGINT/SIGTERM stop it gracefully. A client that sends without reading
 //! is throttled by backpressure: once its unsent echo passes the
@@ -28,6 +30,7 @@ struct Args {
     addr: std::net::SocketAddr,
     idle_timeout_secs: u64,
     max_conns: usize,
+    nofile: Option<u64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -35,6 +38,7 @@ fn parse_args() -> Result<Args, String> {
         addr: "127.0.0.1:7000".parse().map_err(|e| format!("{e}"))?,
         idle_timeout_secs: 60,
         max_conns: 100_000,
+        nofile: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,10 +53,13 @@ fn parse_args() -> Result<Args, String> {
             "--max-conns" => {
                 args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
             }
+            "--nofile" => {
+                args.nofile = Some(value()?.parse().map_err(|e| format!("--nofile: {e}"))?)
+            }
             "-h" | "--help" => {
-                return Err(
-                    "usage: echo [--addr HOST:PORT] [--idle-timeout-secs N] [--max-conns N]".into(),
-                )
+                return Err("usage: echo [--addr HOST:PORT] [--idle-timeout-secs N] \
+                     [--max-conns N] [--nofile N]"
+                    .into())
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -77,6 +84,11 @@ fn main() {
 
 fn serve(args: &Args) -> std::io::Result<()> {
     let mut ev = EventLoop::new()?;
+    if let Some(n) = args.nofile {
+        // After EventLoop::new, which raises the soft limit to the hard one.
+        let (_, hard) = sockloop::sys::rlimit::nofile()?;
+        sockloop::sys::rlimit::set_nofile(n.min(hard), hard)?;
+    }
     ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
     let listener = TcpListener::bind(args.addr)?;
     let mut config = ServerConfig {

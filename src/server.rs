@@ -90,6 +90,16 @@ impl Default for ServerConfig {
     }
 }
 
+/// What one use of the spare descriptor achieved.
+enum Shed {
+    /// A pending connection was accepted and closed.
+    One,
+    /// Nothing was pending: wait for the next edge.
+    QueueEmpty,
+    /// No spare to give up, or accept failed otherwise: pause accepting.
+    NoSpare,
+}
+
 /// Builds the handler of each accepted connection.
 pub type HandlerFactory = Box<dyn FnMut(ConnId) -> Box<dyn Handler>>;
 
@@ -149,10 +159,21 @@ impl Core {
                         Some(sys::errno::EMFILE) | Some(sys::errno::ENFILE)
                     ) =>
                 {
-                    if !self.shed_with_spare(tok) {
-                        log::warn!("out of file descriptors: pausing accept");
-                        self.pause_accepting(tok);
-                        return;
+                    match self.shed_with_spare(tok) {
+                        Shed::One => {}
+                        // Out of descriptors, accept4 fails with EMFILE
+                        // before it looks at the queue, so EMFILE does not
+                        // mean a connection is pending. Once the spare's
+                        // accept finds the queue empty, stop until the
+                        // next edge: going on (or re-queueing the listener)
+                        // spins the loop at 100% CPU for as long as the
+                        // descriptors stay exhausted.
+                        Shed::QueueEmpty => return,
+                        Shed::NoSpare => {
+                            log::warn!("out of file descriptors: pausing accept");
+                            self.pause_accepting(tok);
+                            return;
+                        }
                     }
                 }
                 Err(e) => {
@@ -172,24 +193,31 @@ impl Core {
     }
 
     /// EMFILE: close the spare fd, accept and close one connection, reopen
-    /// the spare. Returns false when there was no spare to give up.
-    fn shed_with_spare(&mut self, tok: Token) -> bool {
+    /// the spare.
+    fn shed_with_spare(&mut self, tok: Token) -> Shed {
         let Some(Entry::Listener(l)) = self.entries.get_mut(tok) else {
-            return false;
+            return Shed::NoSpare;
         };
         let Some(spare) = l.spare.take() else {
-            return false;
+            return Shed::NoSpare;
         };
         drop(spare);
-        match sys::socket::accept(l.fd.as_fd()) {
+        let res = sys::socket::accept(l.fd.as_fd());
+        let shed = match res {
             Ok((fd, _)) => {
                 log::warn!("out of file descriptors: closed a new connection at once");
-                drop(fd);
+                drop(fd); // before reopening the spare, which needs its slot
+                Shed::One
             }
-            Err(e) => log::warn!("out of file descriptors, and accept failed: {e}"),
-        }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Shed::QueueEmpty,
+            Err(e) if e.raw_os_error() == Some(sys::errno::ECONNABORTED) => Shed::One,
+            Err(e) => {
+                log::warn!("out of file descriptors, and accept failed: {e}");
+                Shed::NoSpare
+            }
+        };
         l.spare = sys::fd::open_dev_null().ok();
-        true
+        shed
     }
 
     fn pause_accepting(&mut self, tok: Token) {

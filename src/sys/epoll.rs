@@ -27,6 +27,33 @@ fn ctl(
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: `ev` is a valid epoll_event for the duration of the call.
     syscall!(epoll_ctl(epfd.as_raw_fd(), op, fd.as_raw_fd(), &mut ev))?;
+    if op == libc::EPOLL_CTL_DEL {
+        fault::unregistered(epfd, fd);
+    } else {
+        fault::registered(epfd, fd, events, data);
+    }
+    Ok(())
+}
+
+/// `EPOLL_CTL_MOD` by descriptor number, for the fault injector's owed
+/// edges: the descriptor may have been closed since (EBADF) or its number
+/// reused by a file this epoll does not watch (ENOENT); both are harmless.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn rearm(
+    epfd: BorrowedFd<'_>,
+    fd: std::os::fd::RawFd,
+    events: u32,
+    data: u64,
+) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: `ev` is a valid epoll_event for the duration of the call; a
+    // stale `fd` number only makes the call fail, it is not dereferenced.
+    syscall!(epoll_ctl(
+        epfd.as_raw_fd(),
+        libc::EPOLL_CTL_MOD,
+        fd,
+        &mut ev
+    ))?;
     Ok(())
 }
 
@@ -101,10 +128,11 @@ impl EventBuf {
 /// EBADF/EINVAL for a bad epoll fd (a bug, not a runtime condition).
 pub fn wait(epfd: BorrowedFd<'_>, buf: &mut EventBuf, timeout_ms: i32) -> io::Result<usize> {
     buf.len = 0;
-    fault::limit(Op::Wait, 1)?;
-    let cap = buf.events.len() as libc::c_int;
-    // SAFETY: `buf.events` is valid for writes of `cap` epoll_event structs.
-    let n = syscall_retry!(epoll_wait(
+    fault::rearm_owed(epfd);
+    let cap = fault::wait_capacity(buf.events.len()) as libc::c_int;
+    // SAFETY: `buf.events` is valid for writes of `cap` epoll_event structs
+    // (`cap <= buf.events.len()`).
+    let n = syscall_retry!(Op::Wait => epoll_wait(
         epfd.as_raw_fd(),
         buf.events.as_mut_ptr(),
         cap,

@@ -17,9 +17,9 @@ pub const MAX_IOV: usize = 1024;
 /// EAGAIN/EWOULDBLOCK (`ErrorKind::WouldBlock`) when a non-blocking fd has
 /// no data; ECONNRESET; any other errno of `read`.
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let len = fault::limit(Op::Read, buf.len())?;
+    let len = fault::limit(Op::Read, fd, buf.len())?;
     // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
-    let n = syscall_retry!(read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len))?;
+    let n = syscall_retry!(Op::Read => read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len))?;
     Ok(n as usize)
 }
 
@@ -30,9 +30,9 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// # Errors
 /// EAGAIN when the fd's buffer is full; EPIPE; any other errno of `write`.
 pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    let len = fault::limit(Op::Write, buf.len())?;
+    let len = fault::limit(Op::Write, fd, buf.len())?;
     // SAFETY: `buf` is valid for reads of `len <= buf.len()` bytes.
-    let n = syscall_retry!(write(fd.as_raw_fd(), buf.as_ptr().cast(), len))?;
+    let n = syscall_retry!(Op::Write => write(fd.as_raw_fd(), buf.as_ptr().cast(), len))?;
     Ok(n as usize)
 }
 
@@ -42,7 +42,7 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// As [`read`].
 pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
-    let limit = fault::limit(Op::Readv, total)?;
+    let limit = fault::limit(Op::Readv, fd, total)?;
     if limit < total {
         // An injected short read: fill only the first `limit` bytes.
         let first_len = bufs[0].len();
@@ -51,7 +51,7 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
     let cnt = bufs.len().min(MAX_IOV) as libc::c_int;
     // SAFETY: `IoSliceMut` is ABI-compatible with `struct iovec`; the first
     // `cnt` entries each describe a live, writable buffer.
-    let n = syscall_retry!(readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt))?;
+    let n = syscall_retry!(Op::Readv => readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt))?;
     Ok(n as usize)
 }
 
@@ -62,9 +62,9 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
 /// connection; EPIPE when writing after our shutdown or after a reset was
 /// already reported; ENOTSOCK when `fd` is not a socket.
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
-    let len = fault::limit(Op::Write, buf.len())?;
+    let len = fault::limit(Op::Write, fd, buf.len())?;
     // SAFETY: `buf` is valid for reads of `len <= buf.len()` bytes.
-    let n = syscall_retry!(send(
+    let n = syscall_retry!(Op::Write => send(
         fd.as_raw_fd(),
         buf.as_ptr().cast(),
         len,
@@ -80,7 +80,7 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// As [`send`].
 pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let total: usize = bufs.iter().map(|b| b.len()).sum();
-    let limit = fault::limit(Op::Writev, total)?;
+    let limit = fault::limit(Op::Writev, fd, total)?;
     if limit < total {
         let first = bufs
             .iter()
@@ -94,7 +94,7 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
     msg.msg_iovlen = bufs.len().min(MAX_IOV) as _;
     // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`; `msg` points
     // at `bufs`, which outlives the call, and the kernel only reads them.
-    let n = syscall_retry!(sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))?;
+    let n = syscall_retry!(Op::Writev => sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))?;
     Ok(n as usize)
 }
 
@@ -103,8 +103,8 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
 /// # Errors
 /// As [`read`].
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<usize> {
-    let len = fault::limit(Op::Read, buf.len())?;
+    let len = fault::limit(Op::Read, fd, buf.len())?;
     // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
-    let n = syscall_retry!(recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len, flags))?;
+    let n = syscall_retry!(Op::Read => recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len, flags))?;
     Ok(n as usize)
 }

@@ -36,11 +36,33 @@ macro_rules! syscall {
 }
 
 /// Like `syscall!`, but retries while the call fails with EINTR.
+///
+/// The form `syscall_retry!(op => f(args))` also consults the fault plan
+/// (`fault::interrupt(op)`) on every attempt, so that an injected EINTR
+/// takes the same retry arm as a real one.
 macro_rules! syscall_retry {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
         loop {
             match syscall!($fn($($arg),*)) {
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                    $crate::sys::fault::note_retry();
+                    continue;
+                }
+                other => break other,
+            }
+        }
+    }};
+    ($op:expr => $fn:ident ( $($arg:expr),* $(,)? )) => {{
+        loop {
+            let res = match $crate::sys::fault::interrupt($op) {
+                Some(injected) => Err(injected),
+                None => syscall!($fn($($arg),*)),
+            };
+            match res {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                    $crate::sys::fault::note_retry();
+                    continue;
+                }
                 other => break other,
             }
         }
@@ -56,6 +78,7 @@ pub mod fd;
 pub mod fd_traits;
 mod from_raw_fd;
 pub mod io;
+pub mod resource;
 pub mod rlimit;
 pub mod signal;
 pub mod socket;

@@ -70,12 +70,12 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 /// descriptors (the connection stays queued: see the acceptor's spare fd);
 /// ECONNABORTED when the peer reset before we accepted.
 pub fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, RawAddr)> {
-    fault::limit(Op::Accept, 1)?;
+    fault::limit(Op::Accept, fd, 1)?;
     let mut raw = RawAddr::empty();
     let (ptr, len) = raw.as_mut_ptr();
     // SAFETY: `ptr`/`len` describe `raw`'s storage, valid for the kernel to
     // write a peer address of at most `*len` bytes.
-    let new = syscall_retry!(accept4(
+    let new = syscall_retry!(Op::Accept => accept4(
         fd.as_raw_fd(),
         ptr,
         len,
@@ -92,10 +92,19 @@ pub fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, RawAddr)> {
 /// EINPROGRESS (in progress, not a failure), ECONNREFUSED (loopback often
 /// refuses at once), ENETUNREACH, EADDRNOTAVAIL (out of ephemeral ports).
 pub fn connect_raw(fd: BorrowedFd<'_>, raw: &RawAddr) -> io::Result<()> {
-    fault::limit(Op::Connect, 1)?;
     let (ptr, len) = raw.as_ptr();
     // SAFETY: `ptr` points at `len` initialised bytes of a sockaddr.
-    syscall!(connect(fd.as_raw_fd(), ptr, len))?;
+    let res = syscall!(connect(fd.as_raw_fd(), ptr, len));
+    // Fault injection: an interrupted connect that has started its
+    // handshake carries on asynchronously (see `fault`).
+    let started = match &res {
+        Ok(_) => true,
+        Err(e) => e.raw_os_error() == Some(libc::EINPROGRESS),
+    };
+    if started && fault::connect_interrupted() {
+        return Err(io::Error::from_raw_os_error(libc::EINTR));
+    }
+    res?;
     Ok(())
 }
 

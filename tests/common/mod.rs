@@ -15,6 +15,10 @@
 #![allow(dead_code)]
 
 pub mod procs;
+pub mod reliability;
+
+#[allow(unused_imports)]
+pub use reliability::*;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

@@ -12,48 +12,17 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// The target directory this test binary was built into
-/// (`target/debug/deps/NAME-HASH` -> `target`).
-fn target_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent() // deps
-        .and_then(Path::parent) // debug
-        .and_then(Path::parent) // target
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
 
 /// Builds `examples/NAME.rs` in release mode (once per test process) and
 /// returns the path of the binary.
 pub fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| Mutex::new(HashSet::new()));
-    // Held while building: tests running in parallel wait for one build.
-    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    let target = target_dir();
-    if !built.contains(name) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-j1", "--example", name])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build --example {name} failed");
-        built.insert(name.to_string());
-    }
-    target.join("release").join("examples").join(name)
+    super::example_binary(name)
 }
 
 /// Whether `program` is on PATH. If not, prints a loud SKIPPED line and
