@@ -110,9 +110,11 @@ RESP_SERVERS=(
 # client (client_echo / client_http / client_resp below). Placeholders:
 # {N} = RESP_N, {NP} = RESP_N_PIPE, {BENCH} = this directory.
 SCENARIOS=(
+    "echo|echo-64B-c1-d1|--conns 1 --size 64 --depth 1"
     "echo|echo-64B-c50-d1|--conns 50 --size 64 --depth 1"
     "echo|echo-64B-c50-d16|--conns 50 --size 64 --depth 16"
     "echo|echo-4KiB-c50-d1|--conns 50 --size 4096 --depth 1"
+    "echo|echo-64B-c1000-d1|--conns 1000 --size 64 --depth 1"
     "http|http-c50|-c50"
     "http|http-c256|-c256"
     "http|http-c50-pipe16|-c50 -s {BENCH}/pipeline.lua -- 16"
