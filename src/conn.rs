@@ -20,6 +20,10 @@ use crate::token::Token;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
+/// Writes at least this large, with nothing queued ahead of them, are sent
+/// at once instead of being copied into the shared out-scratch.
+pub(crate) const DIRECT_WRITE: usize = 1024;
+
 /// A connection's state bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Flags(u16);
@@ -563,8 +567,16 @@ impl Core {
             ));
         }
         if is_current && c.output.is_empty() && !c.flags.contains(Flags::CONNECTING) {
-            // Sent in one go when the callback returns.
-            let _ = self.scratch_out.extend(data);
+            if data.len() < DIRECT_WRITE || !self.scratch_out.is_empty() {
+                // Sent in one go with the callback's other writes when it
+                // returns (one send for a whole pipelined batch).
+                let _ = self.scratch_out.extend(data);
+                return Ok(());
+            }
+            // A large write with nothing ahead of it: coalescing saves
+            // little, copying costs more. Send it now; what the socket does
+            // not take is queued, and later writes queue behind it.
+            self.send_or_queue(tok, data);
             return Ok(());
         }
         if c.flags.contains(Flags::CONNECTING) {

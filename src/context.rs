@@ -36,10 +36,12 @@ impl<'a> Context<'a> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no current connection"))
     }
 
-    /// Writes `data` to this connection. It is sent when the callback
-    /// returns, together with everything else the callback wrote (one
-    /// `send` for a whole pipelined batch); what the socket does not take is
-    /// queued and sent on EPOLLOUT.
+    /// Writes `data` to this connection. Small writes are sent when the
+    /// callback returns, together with everything else the callback wrote
+    /// (one `send` for a whole pipelined batch); a write of 1 KiB or more
+    /// with nothing ahead of it is sent at once, saving a copy. What the
+    /// socket does not take is queued and sent on EPOLLOUT. Bytes always
+    /// leave in the order they were written.
     ///
     /// # Errors
     /// `BrokenPipe` if the connection is closing or shut down for writing;
