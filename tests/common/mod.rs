@@ -57,7 +57,7 @@ pub fn example_binary(name: &str) -> PathBuf {
 /// A running example server, killed on drop.
 pub struct Server {
     child: Child,
-    /// Its stderr lines so far (after `listening on`).
+    /// Its stderr lines so far (but `listening on`).
     log: std::sync::Arc<Mutex<Vec<String>>>,
     /// The address it listens on.
     pub addr: SocketAddr,
@@ -85,6 +85,7 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
+        let mut early = Vec::new();
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
@@ -92,6 +93,7 @@ impl Server {
                         break a.trim().parse().expect("a socket address");
                     }
                     eprintln!("[{name}] {line}");
+                    early.push(line);
                 }
                 _ => {
                     let status = child.wait();
@@ -102,7 +104,7 @@ impl Server {
         // Keep draining its stderr so the server never blocks on a full
         // pipe; the lines show up in the test's output on failure.
         let tag = name.to_string();
-        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let log = std::sync::Arc::new(Mutex::new(early));
         let keep = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
@@ -118,7 +120,7 @@ impl Server {
         self.addr.port()
     }
 
-    /// Its stderr lines so far (after `listening on`).
+    /// Its stderr lines so far (but `listening on`).
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
