@@ -108,7 +108,20 @@ where
         let listener = TcpListener::bind(addr)?;
         eprintln!("listening on {}", listener.local_addr()?);
         ev.listen(listener, config, factory)?;
-        ev.run()
+        let res = ev.run();
+        #[cfg(feature = "fault-injection")]
+        {
+            // For tests/fault_injection_protocols.rs: proof the plan ran.
+            let s = sockloop::sys::fault::stats();
+            eprintln!(
+                "sockloop fault injection stats: calls {} faults {} retried {} rearmed {}",
+                s.calls,
+                s.all(),
+                s.retried,
+                s.rearmed
+            );
+        }
+        res
     })();
     match result {
         Ok(()) => std::process::exit(0),

@@ -57,6 +57,8 @@ pub fn example_binary(name: &str) -> PathBuf {
 /// A running example server, killed on drop.
 pub struct Server {
     child: Child,
+    /// Its stderr lines so far (but `listening on`).
+    log: std::sync::Arc<Mutex<Vec<String>>>,
     /// The address it listens on.
     pub addr: SocketAddr,
 }
@@ -65,10 +67,17 @@ impl Server {
     /// Builds and starts example `name` with `--addr 127.0.0.1:0` and
     /// `args`, and waits until it prints `listening on ADDR`.
     pub fn start(name: &str, args: &[&str]) -> Server {
-        let bin = example_binary(name);
-        let mut child = Command::new(&bin)
+        Server::spawn(&example_binary(name), name, args, &[])
+    }
+
+    /// Starts the binary `bin` (named `name` in log lines) with `--addr
+    /// 127.0.0.1:0`, `args` and the environment variables `env`, and waits
+    /// until it prints `listening on ADDR`.
+    pub fn spawn(bin: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(bin)
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -76,6 +85,7 @@ impl Server {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
+        let mut early = Vec::new();
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
@@ -83,6 +93,7 @@ impl Server {
                         break a.trim().parse().expect("a socket address");
                     }
                     eprintln!("[{name}] {line}");
+                    early.push(line);
                 }
                 _ => {
                     let status = child.wait();
@@ -93,17 +104,49 @@ impl Server {
         // Keep draining its stderr so the server never blocks on a full
         // pipe; the lines show up in the test's output on failure.
         let tag = name.to_string();
+        let log = std::sync::Arc::new(Mutex::new(early));
+        let keep = log.clone();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 eprintln!("[{tag}] {line}");
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
-        Server { child, addr }
+        Server { child, addr, log }
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Its stderr lines so far (but `listening on`).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for it to exit; its exit
+    /// status, or `None` if it is still running then.
+    pub fn terminate(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = sockloop::sys::signal::kill(self.child.id(), sockloop::sys::signal::SIGTERM);
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10)); // polling pace
+        }
     }
 
     /// True while the server process is running.
