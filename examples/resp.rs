@@ -38,7 +38,7 @@ mod parser;
 #[path = "common/cli.rs"]
 mod cli;
 
-use parser::{parse_command, parse_int, Command};
+use parser::{parse_command_resuming, parse_int, Command, Resume};
 use sockloop::{Buffer, Context, Handler};
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -174,6 +174,9 @@ enum Flow {
 /// One connection: a handle on the shared key space.
 struct Resp {
     db: Rc<RefCell<Db>>,
+    /// Where the parse of an incomplete command at the front of the input
+    /// stopped, so a large command arriving in many reads is parsed once.
+    resume: Resume,
 }
 
 impl Handler for Resp {
@@ -185,7 +188,7 @@ impl Handler for Resp {
         {
             let mut db = self.db.borrow_mut();
             while pos < bytes.len() {
-                match parse_command(&bytes[pos..]) {
+                match parse_command_resuming(&bytes[pos..], &mut self.resume) {
                     Ok(None) => break,
                     Ok(Some((cmd, used))) => {
                         pos += used;
@@ -638,6 +641,11 @@ fn main() {
         addr,
         config,
         |_| {},
-        move |_| Box::new(Resp { db: db.clone() }),
+        move |_| {
+            Box::new(Resp {
+                db: db.clone(),
+                resume: Resume::default(),
+            })
+        },
     )
 }

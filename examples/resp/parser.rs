@@ -158,37 +158,77 @@ impl ExactSizeIterator for Args<'_> {}
 /// # Errors
 /// [`RespError`] for input Redis would refuse as a protocol error.
 pub fn parse_command(buf: &[u8]) -> Result<Option<(Command<'_>, usize)>, RespError> {
-    let Some(&first) = buf.first() else {
-        return Ok(None);
+    parse_command_resuming(buf, &mut Resume::default())
+}
+
+/// Where the parse of an incomplete multibulk command stopped: the
+/// arguments already validated are not walked again when more bytes
+/// arrive. Without it, a large command that arrives in many reads is
+/// re-parsed from its first byte on every read (quadratic in its size).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    count: usize,
+    body_start: usize,
+    pos: usize,
+    done: usize,
+}
+
+/// As [`parse_command`], resuming from `resume` and leaving the new
+/// stopping point in it when the command is still incomplete (it is reset
+/// when a command completes or fails). `buf` must start with the same
+/// command as on the previous call: keep one `Resume` per connection and
+/// pass the bytes from the start of the first unparsed command.
+///
+/// # Errors
+/// As [`parse_command`].
+pub fn parse_command_resuming<'a>(
+    buf: &'a [u8],
+    resume: &mut Resume,
+) -> Result<Option<(Command<'a>, usize)>, RespError> {
+    let saved = std::mem::take(resume);
+    let (count, body_start, mut pos, done) = if saved.count > 0 && saved.pos <= buf.len() {
+        (saved.count, saved.body_start, saved.pos, saved.done)
+    } else {
+        let Some(&first) = buf.first() else {
+            return Ok(None);
+        };
+        if first != b'*' {
+            return parse_inline(buf);
+        }
+        let Some((count, pos)) = count_line(buf, RespError::InvalidMultibulkLength)? else {
+            return Ok(None);
+        };
+        if count <= 0 {
+            return Ok(Some((
+                Command {
+                    form: Form::Multibulk,
+                    body: &buf[pos..pos],
+                    argc: 0,
+                },
+                pos,
+            )));
+        }
+        if count > MAX_ARGS as i64 {
+            return Err(RespError::InvalidMultibulkLength);
+        }
+        (count as usize, pos, pos, 0)
     };
-    if first != b'*' {
-        return parse_inline(buf);
-    }
-    let Some((count, mut pos)) = count_line(buf, RespError::InvalidMultibulkLength)? else {
-        return Ok(None);
-    };
-    if count <= 0 {
-        return Ok(Some((
-            Command {
-                form: Form::Multibulk,
-                body: &buf[pos..pos],
-                argc: 0,
-            },
+    for done in done..count {
+        let stop = Resume {
+            count,
+            body_start,
             pos,
-        )));
-    }
-    if count > MAX_ARGS as i64 {
-        return Err(RespError::InvalidMultibulkLength);
-    }
-    let body_start = pos;
-    for _ in 0..count {
+            done,
+        };
         let Some(&tag) = buf.get(pos) else {
+            *resume = stop;
             return Ok(None);
         };
         if tag != b'$' {
             return Err(RespError::ExpectedDollar(tag));
         }
         let Some((len, after)) = count_line(&buf[pos..], RespError::InvalidBulkLength)? else {
+            *resume = stop;
             return Ok(None);
         };
         if len < 0 || len > MAX_BULK as i64 {
@@ -202,6 +242,7 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<(Command<'_>, usize)>, RespErr
             if buf.len() > end && buf[end] != b'\r' {
                 return Err(RespError::ExpectedCrlf);
             }
+            *resume = stop;
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
@@ -213,7 +254,7 @@ pub fn parse_command(buf: &[u8]) -> Result<Option<(Command<'_>, usize)>, RespErr
         Command {
             form: Form::Multibulk,
             body: &buf[body_start..pos],
-            argc: count as usize,
+            argc: count,
         },
         pos,
     )))
@@ -308,4 +349,36 @@ pub fn parse_int(s: &[u8]) -> Option<i64> {
         };
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    /// Fed in pieces of every size, the resuming parser finds the same
+    /// command as a parse of the whole input, without walking validated
+    /// arguments again.
+    #[test]
+    fn resuming_gives_the_same_command_for_every_split() {
+        let mut cmd = b"*4\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nhello\r\n$2\r\nEX\r\n".to_vec();
+        cmd.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let whole = parse_command(&cmd).unwrap().unwrap();
+        let want: Vec<&[u8]> = whole.0.args().collect();
+        for piece in 1..cmd.len() {
+            let mut resume = Resume::default();
+            let mut got = None;
+            let mut fed = 0;
+            while got.is_none() {
+                fed = (fed + piece).min(cmd.len());
+                got = parse_command_resuming(&cmd[..fed], &mut resume).unwrap();
+                if got.is_none() {
+                    assert!(fed < cmd.len(), "incomplete with all bytes, piece {piece}");
+                }
+            }
+            let (c, used) = got.unwrap();
+            assert_eq!(used, whole.1, "piece {piece}");
+            assert_eq!(c.args().collect::<Vec<_>>(), want, "piece {piece}");
+            assert_eq!(resume, Resume::default(), "reset after a complete command");
+        }
+    }
 }

@@ -22,7 +22,10 @@
 #[path = "../../examples/resp/parser.rs"]
 mod parser;
 
-use parser::{parse_command, Command, RespError, MAX_ARGS, MAX_BULK, MAX_INLINE};
+use parser::{
+    parse_command, parse_command_resuming, Command, RespError, Resume, MAX_ARGS, MAX_BULK,
+    MAX_INLINE,
+};
 
 /// An owned parse outcome, comparable across buffers.
 type Outcome = Result<Option<(Vec<Vec<u8>>, usize)>, RespError>;
@@ -140,16 +143,18 @@ enum Event {
     Error(RespError),
 }
 
-/// Decodes `chunks` as one connection's byte stream, as the server does;
-/// stops at the first error.
+/// Decodes `chunks` as one connection's byte stream, as the server does
+/// (resuming an incomplete command where its parse stopped); stops at the
+/// first error.
 fn decode(chunks: &[&[u8]]) -> Vec<Event> {
     let mut events = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
+    let mut resume = Resume::default();
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         let mut pos = 0;
         while pos < buf.len() {
-            match parse_command(&buf[pos..]) {
+            match parse_command_resuming(&buf[pos..], &mut resume) {
                 Ok(None) => break,
                 Ok(Some((cmd, used))) => {
                     events.push(Event::Command(cmd.args().map(<[u8]>::to_vec).collect()));
