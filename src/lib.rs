@@ -36,8 +36,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! The layers, bottom up (see ARCHITECTURE.md): [`sys`] (the only
-//! `unsafe`), [`poll`], [`timer`], [`buffer`], [`io`] (readn/writen state
+//! The layers, bottom up (see ARCHITECTURE.md): [`sys`] (raw system
+//! calls, the only layer allowed to touch memory the compiler cannot
+//! check), [`poll`], [`timer`], [`buffer`], [`io`] (readn/writen state
 //! machines), [`net`], and the reactor: [`EventLoop`], [`Handler`],
 //! [`Context`], [`ServerConfig`].
 #![deny(missing_docs)]

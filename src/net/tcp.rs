@@ -172,7 +172,8 @@ impl Write for &TcpStream {
 }
 
 // AsFd, AsRawFd, FromRawFd, IntoRawFd and the std conversions are
-// implemented in `sys::fd_traits` (FromRawFd is an `unsafe fn`).
+// implemented in `sys::fd_traits` and `sys::from_raw_fd` (`from_raw_fd`
+// may only be written in `sys`).
 
 macro_rules! owned_fd_newtype {
     ($ty:ident) => {
