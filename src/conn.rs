@@ -188,7 +188,6 @@ impl Core {
                 entries,
                 scratch_in,
                 now,
-                profiles,
                 ..
             } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
@@ -220,8 +219,7 @@ impl Core {
                     Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
                 }
             } else {
-                c.input
-                    .set_max(profiles[c.profile as usize].config.max_input);
+                // The buffer's maximum was set from the config at open.
                 scratch_in.clear();
                 let spill = scratch_in.spare();
                 read_available(c.fd.as_fd(), &mut c.input, spill)

@@ -575,7 +575,10 @@ impl Core {
         if let Err(e) = self.poller.add(fd.as_fd(), tok, Interest::STREAM) {
             return Err((e, handler));
         }
-        let conn = Conn::new(fd, profile, handler, self.now, connecting);
+        let mut conn = Conn::new(fd, profile, handler, self.now, connecting);
+        // Every path that appends to the input buffer obeys the config.
+        conn.input
+            .set_max(self.profiles[profile as usize].config.max_input);
         let inserted = self.entries.insert(Entry::Conn(conn));
         debug_assert_eq!(inserted, tok);
         self.conns += 1;

@@ -727,3 +727,32 @@ fn graceful_shutdown_flushes_pending_replies_then_run_returns() {
         "still accepting after shutdown"
     );
 }
+
+/// A small `max_input` holds from the very first read: unconsumed bytes
+/// that arrived in one read and exceed it close the connection.
+#[test]
+fn a_small_input_limit_holds_from_the_first_read() {
+    let log: Log = Arc::default();
+    let l2 = log.clone();
+    struct Hoarder(Log);
+    impl Handler for Hoarder {
+        fn on_data(&mut self, _ctx: &mut Context<'_>, _input: &mut Buffer) {}
+        fn on_close(&mut self, _ctx: &mut Context<'_>, r: &CloseReason) {
+            self.0.lock().unwrap().push(format!("{r:?}"));
+        }
+    }
+    let mut config = ServerConfig::default();
+    config.conn.max_input = 1000;
+    let (addr, handle, join) = spawn_loop(move |ev| {
+        let l = listener();
+        let addr = l.local_addr().unwrap();
+        ev.listen(l, config, move |_| Box::new(Hoarder(l2.clone())))
+            .unwrap();
+        addr
+    });
+    let mut s = connect(addr);
+    s.write_all(&[b'x'; 5000]).unwrap();
+    assert_eq!(wait_for(&log, 1), vec!["InputLimit".to_string()]);
+    handle.stop().unwrap();
+    join.join().unwrap();
+}
