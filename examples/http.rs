@@ -32,7 +32,7 @@ mod parser;
 mod cli;
 
 use parser::{parse_request, HttpError, Method, Request, Version};
-use sockloop::{Buffer, Context, Handler};
+use sockloop::{Buffer, Context, Handler, TimerId};
 use std::io::Write as _;
 
 const HELLO: &[u8] =
@@ -46,11 +46,44 @@ Content-Type: text/plain\r\nContent-Length: 19\r\n";
 const NOT_ALLOWED_BODY: &[u8] = b"Method Not Allowed\n";
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n\
+Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n";
+
 /// One connection's state: how many body bytes of the last request are
-/// still to be discarded.
+/// still to be discarded, and the deadline of a request head in progress.
 #[derive(Default)]
 struct Http {
     skip_body: usize,
+    /// How long a request head may take to arrive in full (`None`: no
+    /// limit). The idle timeout alone does not stop a client that drips a
+    /// head one byte at a time, just faster than the idle timeout.
+    head_timeout: Option<std::time::Duration>,
+    head_timer: Option<TimerId>,
+}
+
+impl Http {
+    fn new(head_timeout: Option<std::time::Duration>) -> Http {
+        Http {
+            head_timeout,
+            ..Http::default()
+        }
+    }
+
+    /// Arms the head deadline when a partial head waits in the buffer
+    /// (once per head: later bytes of the same head do not move it), and
+    /// disarms it when none does.
+    fn track_head(&mut self, ctx: &mut Context<'_>, partial_head: bool, completed_one: bool) {
+        if completed_one || !partial_head {
+            if let Some(t) = self.head_timer.take() {
+                ctx.cancel_timer(t);
+            }
+        }
+        if partial_head && self.head_timer.is_none() {
+            if let Some(limit) = self.head_timeout {
+                self.head_timer = ctx.set_timer(limit).ok();
+            }
+        }
+    }
 }
 
 impl Handler for Http {
@@ -60,6 +93,7 @@ impl Handler for Http {
         let mut pos = 0;
         let bytes = input.as_slice();
         let mut close = false;
+        let mut completed_one = false;
         while pos < bytes.len() {
             if self.skip_body > 0 {
                 let n = self.skip_body.min(bytes.len() - pos);
@@ -71,6 +105,7 @@ impl Handler for Http {
                 Ok(None) => break,
                 Ok(Some((req, used))) => {
                     pos += used;
+                    completed_one = true;
                     let body_here = req.content_length.min(bytes.len() - pos);
                     if req.expect_continue && body_here < req.content_length {
                         // The client waits for this before sending the body
@@ -92,11 +127,22 @@ impl Handler for Http {
                 }
             }
         }
+        let partial_head = !close && self.skip_body == 0 && pos < bytes.len();
         if close {
             input.clear();
             ctx.close();
         } else {
             input.consume(pos);
+        }
+        self.track_head(ctx, partial_head, completed_one);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
+        if self.head_timer == Some(timer) {
+            self.head_timer = None;
+            log::debug!("request head not complete in time: 408");
+            let _ = ctx.write(TIMEOUT_408);
+            ctx.close();
         }
     }
 }
@@ -151,10 +197,26 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
 fn main() {
     let cli = cli::Cli::parse(
         "http",
-        "http [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N]",
-        &["--addr", "--idle-timeout-secs", "--max-conns"],
+        "http [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] \
+         [--head-timeout-secs N (0: never)]",
+        &[
+            "--addr",
+            "--idle-timeout-secs",
+            "--max-conns",
+            "--head-timeout-secs",
+        ],
     );
     let addr = cli.addr("--addr", "127.0.0.1:8080");
     let config = cli.server_config(60, 100_000);
-    cli::serve("http", addr, config, |_| {}, |_| Box::new(Http::default()))
+    let head_timeout = match cli.get("--head-timeout-secs", 10u64) {
+        0 => None,
+        n => Some(std::time::Duration::from_secs(n)),
+    };
+    cli::serve(
+        "http",
+        addr,
+        config,
+        |_| {},
+        move |_| Box::new(Http::new(head_timeout)),
+    )
 }

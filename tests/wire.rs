@@ -103,3 +103,55 @@ fn resp_pipelining_and_protocol_errors() {
     s.write_all(b"QUIT\r\nPING\r\n").unwrap();
     assert_eq!(read_to_close(&mut s), "+OK\r\n");
 }
+
+/// A head dripped one line at a time, each line well inside the idle
+/// timeout, is cut by the head deadline with a 408; a complete request
+/// sent slowly but within the deadline is answered, and the next head gets
+/// a fresh deadline.
+#[test]
+fn http_head_deadline_cuts_a_dripping_client() {
+    let server = Server::start(
+        "http",
+        &["--head-timeout-secs", "1", "--idle-timeout-secs", "30"],
+    );
+    // Slow but in time: two pieces 300 ms apart, then a second request.
+    let mut ok = connect(&server);
+    ok.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    ok.write_all(b"Host: x\r\n\r\n").unwrap();
+    expect(&mut ok, HELLO);
+    ok.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(700)); // 1 s since the first head began
+    ok.write_all(b"Host: x\r\n\r\n").unwrap();
+    expect(&mut ok, HELLO);
+
+    // Dripping: a header line every 200 ms, never ending the head.
+    let mut drip = connect(&server);
+    let start = std::time::Instant::now();
+    drip.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let mut got = Vec::new();
+    drip.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while start.elapsed() < Duration::from_secs(5) {
+        let _ = drip.write_all(b"X-Drip: 1\r\n");
+        let mut buf = [0u8; 256];
+        match drip.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let el = start.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "got {text:?}"
+    );
+    assert!(
+        el >= Duration::from_millis(900) && el < Duration::from_secs(4),
+        "cut after {el:?}"
+    );
+}
