@@ -84,6 +84,17 @@ fn socat_roundtrip(
     (std::fs::read(&out_path).expect("read output"), took)
 }
 
+/// The echo example, and the proxy example in front of it.
+fn echo_behind_proxy() -> (Server, Server) {
+    let echo = Server::example("echo", &["--addr", "127.0.0.1:0"]);
+    let upstream = echo.addr.to_string();
+    let proxy = Server::example(
+        "proxy",
+        &["--listen", "127.0.0.1:0", "--upstream", &upstream],
+    );
+    (echo, proxy)
+}
+
 #[test]
 fn sixteen_mib_through_echo() {
     if !have_client("socat") {
@@ -102,16 +113,7 @@ fn sixteen_mib_through_proxy_and_echo() {
     if !have_client("socat") {
         return;
     }
-    let echo = Server::example("echo", &["--addr", "127.0.0.1:0"]);
-    let proxy = Server::example(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &echo.addr.to_string(),
-        ],
-    );
+    let (_echo, proxy) = echo_behind_proxy();
     let dir = TempDir::new("proxy16");
     let data = random_bytes(SIZE, 0x5eed_0002);
     let (got, took) = socat_roundtrip(&dir.0, proxy.addr, &data, 60);
@@ -129,16 +131,7 @@ fn half_close_through_proxy_socat_t5() {
     if !have_client("socat") {
         return;
     }
-    let echo = Server::example("echo", &["--addr", "127.0.0.1:0"]);
-    let proxy = Server::example(
-        "proxy",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &echo.addr.to_string(),
-        ],
-    );
+    let (_echo, proxy) = echo_behind_proxy();
     let dir = TempDir::new("halfclose");
     let data = random_bytes(1024 * 1024 + 17, 0x5eed_0003);
     let (got, took) = socat_roundtrip(&dir.0, proxy.addr, &data, 5);
