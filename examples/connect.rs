@@ -8,7 +8,7 @@
 //! (2), `failed after X ms: ERROR` (3). Optional `--attempts N` retries with
 //! exponential backoff (`--backoff-ms N`, doubling) before giving up.
 
-use sockloop::connector::{connect_with_retry, ConnectPolicy};
+use sockloop::reactor::connector::{connect_with_retry, ConnectPolicy};
 use sockloop::{Buffer, CloseReason, Context, EventLoop, Handler};
 use std::cell::RefCell;
 use std::io::ErrorKind;

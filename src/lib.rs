@@ -39,31 +39,24 @@
 //! The layers, bottom up (see ARCHITECTURE.md): [`sys`] (raw system
 //! calls, the only layer allowed to touch memory the compiler cannot
 //! check), [`poll`], [`timer`], [`buffer`], [`io`] (readn/writen state
-//! machines), [`net`], and the reactor: [`EventLoop`], [`Handler`],
+//! machines), [`net`], and the [`reactor`]: [`EventLoop`], [`Handler`],
 //! [`Context`], [`ServerConfig`].
 #![deny(missing_docs)]
 
 pub mod buffer;
-mod conn;
-pub mod connector;
-pub mod context;
-pub mod handler;
 pub mod io;
 pub mod net;
 pub mod options;
 pub mod poll;
 pub mod reactor;
-pub mod server;
 pub mod sys;
 pub mod timer;
 pub mod token;
-pub mod waker;
 
 pub use buffer::{Buffer, BufferFull};
-pub use context::Context;
-pub use handler::{CloseReason, ConnId, Handler};
-pub use reactor::EventLoop;
-pub use server::{ConnConfig, ServerConfig};
+pub use reactor::connector;
+pub use reactor::{
+    CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, ServerConfig,
+};
 pub use timer::TimerId;
 pub use token::Token;
-pub use waker::LoopHandle;

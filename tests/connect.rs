@@ -1,8 +1,8 @@
 //! Outgoing connects: success, refused, timed out, retried with backoff,
 //! cancelled; and the `connect` example's one-line report.
 
-use sockloop::connector::{connect_with_retry, ConnectPolicy, Connector};
 use sockloop::net::TcpListener;
+use sockloop::reactor::connector::{connect_with_retry, ConnectPolicy, Connector};
 use sockloop::{Buffer, CloseReason, Context, EventLoop, Handler};
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -8,6 +8,7 @@
 //! [`crate::options::SocketOptions`], which every type here implements
 //! through `AsFd`.
 
+mod fd_traits;
 pub mod tcp;
 pub mod udp;
 pub mod unix;

@@ -197,3 +197,25 @@ macro_rules! owned_fd_newtype {
 
 owned_fd_newtype!(TcpListener);
 owned_fd_newtype!(TcpStream);
+
+impl std::os::fd::FromRawFd for TcpListener {
+    /// Takes ownership of `fd`, which must be an open socket of the right
+    /// kind owned by nobody else.
+    unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
+        // owned by nobody else, which is all `OwnedFd` needs. (The one
+        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
+        TcpListener::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl std::os::fd::FromRawFd for TcpStream {
+    /// Takes ownership of `fd`, which must be an open socket of the right
+    /// kind owned by nobody else.
+    unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
+        // owned by nobody else, which is all `OwnedFd` needs. (The one
+        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
+        TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}

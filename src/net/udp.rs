@@ -249,3 +249,14 @@ impl From<UdpSocket> for std::net::UdpSocket {
         std::net::UdpSocket::from(socket.fd)
     }
 }
+
+impl std::os::fd::FromRawFd for UdpSocket {
+    /// Takes ownership of `fd`, which must be an open socket of the right
+    /// kind owned by nobody else.
+    unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
+        // owned by nobody else, which is all `OwnedFd` needs. (The one
+        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
+        UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}

@@ -355,3 +355,25 @@ macro_rules! fd_conversions {
 
 fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
 fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
+
+impl std::os::fd::FromRawFd for UnixListener {
+    /// Takes ownership of `fd`, which must be an open socket of the right
+    /// kind owned by nobody else.
+    unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
+        // owned by nobody else, which is all `OwnedFd` needs. (The one
+        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
+        UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl std::os::fd::FromRawFd for UnixStream {
+    /// Takes ownership of `fd`, which must be an open socket of the right
+    /// kind owned by nobody else.
+    unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
+        // owned by nobody else, which is all `OwnedFd` needs. (The one
+        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
+        UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}

@@ -75,8 +75,6 @@ pub mod errno;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
-pub mod fd_traits;
-mod from_raw_fd;
 pub mod io;
 pub mod resource;
 pub mod rlimit;

@@ -2,7 +2,7 @@
 //! the reasons a connection can end ([`CloseReason`]).
 
 use crate::buffer::Buffer;
-use crate::context::Context;
+use crate::reactor::context::Context;
 use crate::timer::TimerId;
 use crate::token::Token;
 use std::fmt;

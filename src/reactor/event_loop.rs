@@ -13,16 +13,17 @@
 //!    event of this batch can reach a slot or fd number reused within it.
 
 use crate::buffer::Buffer;
-use crate::conn::{Conn, Flags};
-use crate::context::Context;
-use crate::handler::{CloseReason, ConnId, Handler};
 use crate::net::TcpStream;
 use crate::poll::{Interest, Poller, Ready};
-use crate::server::{ConnConfig, Listener, ServerConfig};
+use crate::reactor::accept::Listener;
+use crate::reactor::config::{ConnConfig, ServerConfig};
+use crate::reactor::conn::{Conn, Flags};
+use crate::reactor::context::Context;
+use crate::reactor::handler::{CloseReason, ConnId, Handler};
+use crate::reactor::waker::{LoopHandle, Shared, Task};
 use crate::sys;
 use crate::timer::{Clock, TimerId, Timers};
 use crate::token::{Registry, Token};
-use crate::waker::{LoopHandle, Shared, Task};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};

@@ -10,10 +10,10 @@
 //! no new edge will come for bytes that are already queued.
 
 use crate::buffer::Buffer;
-use crate::handler::{CloseReason, Handler};
 use crate::io::{read_available, IoStatus, ReadOutcome};
 use crate::poll::Ready;
-use crate::reactor::{Core, Entry, TimerTask, READS_PER_TURN, READ_CHUNK};
+use crate::reactor::event_loop::{Core, Entry, TimerTask, READS_PER_TURN, READ_CHUNK};
+use crate::reactor::handler::{CloseReason, Handler};
 use crate::sys;
 use crate::timer::TimerId;
 use crate::token::Token;

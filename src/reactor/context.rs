@@ -1,8 +1,8 @@
 //! [`Context`]: what a handler can do, from inside a callback.
 
-use crate::conn::Flags;
-use crate::handler::{ConnId, Handler};
-use crate::reactor::{Core, TimerTask};
+use crate::reactor::conn::Flags;
+use crate::reactor::event_loop::{Core, TimerTask};
+use crate::reactor::handler::{ConnId, Handler};
 use crate::sys;
 use crate::timer::TimerId;
 use crate::token::Token;

@@ -4,7 +4,7 @@
 //! closure onto a mutex-protected queue and writes to the eventfd; the loop
 //! wakes, drains the eventfd, and runs the queued closures on its thread.
 
-use crate::context::Context;
+use crate::reactor::context::Context;
 use crate::sys;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

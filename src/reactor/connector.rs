@@ -10,7 +10,7 @@
 //! attempt's reason.
 //!
 //! ```no_run
-//! use sockloop::connector::{connect_with_retry, ConnectPolicy};
+//! use sockloop::reactor::connector::{connect_with_retry, ConnectPolicy};
 //! use sockloop::{Buffer, Context, EventLoop};
 //! use std::time::Duration;
 //!
@@ -28,8 +28,8 @@
 //! ```
 
 use crate::buffer::Buffer;
-use crate::context::Context;
-use crate::handler::{CloseReason, ConnId, Handler};
+use crate::reactor::context::Context;
+use crate::reactor::handler::{CloseReason, ConnId, Handler};
 use crate::timer::TimerId;
 use std::cell::{Cell, RefCell};
 use std::io;

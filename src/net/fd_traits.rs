@@ -1,5 +1,5 @@
 //! The `std::os::fd` traits and `std::net` conversions of sockloop's socket
-//! TCP types (`FromRawFd`, an `unsafe fn`, is in `sys::from_raw_fd`).
+//! TCP types (`FromRawFd`, an `unsafe fn`, sits beside each type).
 
 use crate::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -27,7 +27,7 @@ macro_rules! fd_traits {
             /// Converts a std socket, making it non-blocking.
             fn from(s: $std) -> $ty {
                 let fd = OwnedFd::from(s);
-                if let Err(e) = super::fd::set_nonblocking(fd.as_fd(), true) {
+                if let Err(e) = crate::sys::fd::set_nonblocking(fd.as_fd(), true) {
                     log::warn!("cannot make a converted socket non-blocking: {e}");
                 }
                 <$ty>::from(fd)

@@ -1,0 +1,34 @@
+//! The reactor: one thread, one epoll instance, a slab of connections.
+//!
+//! Everything above the I/O layers that makes a loop out of them:
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `event_loop.rs` | [`EventLoop`] and its turn: wait, dispatch, ready list, timers, reap |
+//! | `conn.rs` | a connection's state and the read path, write path and closes |
+//! | `accept.rs` | the acceptor: batches, EMFILE spare descriptor, `max_conns` |
+//! | `config.rs` | [`ConnConfig`] and [`ServerConfig`] |
+//! | `context.rs` | [`Context`], what a callback can do |
+//! | `handler.rs` | [`Handler`], the callbacks, and [`CloseReason`] |
+//! | `waker.rs` | [`LoopHandle`]: the eventfd other threads wake the loop with |
+//! | `connector.rs` | outgoing connects retried with backoff |
+//!
+//! An event goes `EventLoop::run_once` -> `Core::dispatch` ->
+//! `Core::conn_event` (conn.rs) -> `Core::read_ready` -> `Handler::on_data`;
+//! ARCHITECTURE.md walks the whole path.
+
+mod accept;
+pub(crate) mod config;
+pub(crate) mod conn;
+pub mod connector;
+pub(crate) mod context;
+pub(crate) mod event_loop;
+pub(crate) mod handler;
+pub(crate) mod waker;
+
+pub use accept::HandlerFactory;
+pub use config::{ConnConfig, ServerConfig};
+pub use context::Context;
+pub use event_loop::EventLoop;
+pub use handler::{CloseReason, ConnId, Handler};
+pub use waker::LoopHandle;
