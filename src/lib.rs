@@ -51,6 +51,8 @@ pub mod poll;
 pub mod reactor;
 pub mod sys;
 pub mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod token;
 
 pub use buffer::{Buffer, BufferFull};
