@@ -96,11 +96,13 @@ struct SockWriter<'a> {
 
 impl Write for SockWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = sys::io::send(self.fd, buf).inspect_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                self.full = true;
+        let n = match sys::io::send(self.fd, buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.full |= e.kind() == io::ErrorKind::WouldBlock;
+                return Err(e);
             }
-        })?;
+        };
         if n < buf.len() {
             self.full = true;
         }
@@ -109,11 +111,13 @@ impl Write for SockWriter<'_> {
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let n = sys::io::send_vectored(self.fd, bufs).inspect_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                self.full = true;
+        let n = match sys::io::send_vectored(self.fd, bufs) {
+            Ok(n) => n,
+            Err(e) => {
+                self.full |= e.kind() == io::ErrorKind::WouldBlock;
+                return Err(e);
             }
-        })?;
+        };
         if n < total {
             self.full = true;
         }
