@@ -57,6 +57,8 @@ pub mod token;
 
 pub use buffer::{Buffer, BufferFull};
 pub use reactor::connector;
+#[cfg(feature = "tls")]
+pub use reactor::TlsConfig;
 pub use reactor::{
     CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, ServerConfig,
 };

@@ -24,9 +24,13 @@ pub mod connector;
 pub(crate) mod context;
 pub(crate) mod event_loop;
 pub(crate) mod handler;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod waker;
 
 pub use accept::HandlerFactory;
+#[cfg(feature = "tls")]
+pub use config::TlsConfig;
 pub use config::{ConnConfig, ServerConfig};
 pub use context::Context;
 pub use event_loop::EventLoop;

@@ -444,10 +444,16 @@ impl TlsSession {
     /// Queues close_notify (once); later writes fail. Flush it, then shut
     /// the socket down.
     pub fn close_notify(&mut self) {
-        if !self.closing {
+        // After a protocol error the alert already said goodbye.
+        if !self.closing && !self.failed {
             self.closing = true;
             self.conn.send_close_notify();
         }
+    }
+
+    /// True once the session failed with a protocol error.
+    pub fn has_failed(&self) -> bool {
+        self.failed
     }
 
     /// True once close_notify was queued.

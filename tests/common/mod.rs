@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod procs;
 pub mod reliability;
 
