@@ -285,7 +285,18 @@ impl Core {
                     if opened && allow_truncation {
                         return self.peer_fin(tok);
                     }
-                    return self.finish(tok, CloseReason::TlsTruncated);
+                    if !opened {
+                        return self.finish(tok, CloseReason::TlsTruncated);
+                    }
+                    // The peer's stream may have been cut: the handler is
+                    // not told it ended well (no on_peer_closed). What we
+                    // queued still goes out; then we close, and say why.
+                    c.flags.insert(Flags::PEER_FIN);
+                    c.flags.remove(Flags::READABLE);
+                    if let Some(t) = c.tls.as_mut() {
+                        t.failure = Some(CloseReason::TlsTruncated);
+                    }
+                    return self.request_close(tok);
                 }
                 TlsRead::Io(IoStatus::Reset) => return self.finish(tok, CloseReason::Reset),
                 TlsRead::Io(IoStatus::Error(e)) => return self.finish(tok, CloseReason::Error(e)),
