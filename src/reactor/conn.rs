@@ -385,7 +385,12 @@ impl Core {
                     || total > self.profiles[c.profile as usize].config.max_output
             };
             if offer {
-                let res = {
+                let res = if queued == 0 && data.is_empty() {
+                    // The common case: the end of a callback, its batch.
+                    sys::io::send(c.fd.as_fd(), head)
+                } else if queued == 0 && head.is_empty() {
+                    sys::io::send(c.fd.as_fd(), data)
+                } else {
                     let parts = [c.output.as_slice(), head, data];
                     let mut iov = [IoSlice::new(&[]); 3];
                     let mut cnt = 0;
@@ -393,11 +398,7 @@ impl Core {
                         iov[cnt] = IoSlice::new(p);
                         cnt += 1;
                     }
-                    if cnt == 1 {
-                        sys::io::send(c.fd.as_fd(), &iov[0])
-                    } else {
-                        sys::io::send_vectored(c.fd.as_fd(), &iov[..cnt])
-                    }
+                    sys::io::send_vectored(c.fd.as_fd(), &iov[..cnt])
                 };
                 match res {
                     Ok(n) => {
