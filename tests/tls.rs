@@ -336,7 +336,7 @@ fn an_untrusting_client_fails_its_handshake_cleanly() {
 }
 
 /// Plaintext is what the input limit counts: unconsumed input past
-/// max_input ends the connection with InputLimit.
+/// max_input ends the connection with InputLimit (an RST for the peer).
 #[test]
 fn the_input_limit_applies_to_plaintext() {
     let pki = TestPki::new("limit");
@@ -345,7 +345,13 @@ fn the_input_limit_applies_to_plaintext() {
     struct Hoard(Log);
     impl Handler for Hoard {
         fn on_data(&mut self, _ctx: &mut Context<'_>, input: &mut Buffer) {
-            assert!(input.len() <= 10_000, "past the maximum: {}", input.len());
+            // It sees what one read brought (up to a 64 KiB chunk past the
+            // maximum) before the limit is judged, never more.
+            assert!(
+                input.len() <= 10_000 + 65_536,
+                "read past the maximum: {}",
+                input.len()
+            );
         }
         fn on_close(&mut self, _ctx: &mut Context<'_>, reason: &CloseReason) {
             self.0.lock().unwrap().push(format!("{reason:?}"));
@@ -362,6 +368,20 @@ fn the_input_limit_applies_to_plaintext() {
     c.flush().unwrap();
     let _ = c.write_all(&[2u8; 11_000]);
     assert_eq!(wait_log(&log, 1), ["InputLimit"]);
+    // Past the session tickets still unread: the RST.
+    let mut b = [0u8; 4096];
+    let end = loop {
+        match c.sock.read(&mut b) {
+            Ok(0) => break None,
+            Ok(_) => continue,
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(
+        end,
+        Some(ErrorKind::ConnectionReset),
+        "a tripped limit is an RST"
+    );
 }
 
 /// 8 MiB written in on_open to a client that reads slowly: the TLS bytes

@@ -16,8 +16,8 @@ use std::time::Duration;
 /// `_conn` variants act on any connection by [`ConnId`]. Ids of closed
 /// connections are ignored (or give `NotConnected`).
 pub struct Context<'a> {
-    core: &'a mut Core,
-    current: Option<Token>,
+    pub(crate) core: &'a mut Core,
+    pub(crate) current: Option<Token>,
 }
 
 impl<'a> Context<'a> {

@@ -17,7 +17,7 @@ use crate::buffer::Buffer;
 use crate::io::IoStatus;
 use crate::reactor::conn::Flags;
 use crate::reactor::context::Context;
-use crate::reactor::event_loop::{Core, Entry, TimerTask, READS_PER_TURN};
+use crate::reactor::event_loop::{Core, Entry, TimerTask, READS_PER_TURN, READ_CHUNK};
 use crate::reactor::handler::{CloseReason, ConnId, Handler};
 use crate::sys;
 use crate::timer::TimerId;
@@ -65,6 +65,13 @@ impl TlsState {
     }
 }
 
+fn closing_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "connection is closing or shut down for writing",
+    )
+}
+
 fn may_read(flags: Flags) -> bool {
     flags.contains(Flags::READABLE)
         && !flags.any(Flags::USER_PAUSED | Flags::HW_PAUSED | Flags::CLOSED | Flags::CONNECTING)
@@ -83,7 +90,7 @@ impl Core {
         if let Some(t) = self.conn_mut(tok).and_then(|c| c.tls.as_mut()) {
             t.handshake_timer = Some(id);
         }
-        self.tls_flush(tok);
+        let _ = self.tls_flush(tok); // a failure has closed it
     }
 
     /// The TCP connect of an outgoing TLS connection completed: what the
@@ -117,49 +124,110 @@ impl Core {
     /// straight to the socket when nothing is queued ahead, else (and for
     /// what the socket does not take) into the output buffer, which the
     /// write path flushes on EPOLLOUT.
-    pub(crate) fn tls_flush(&mut self, tok: Token) {
+    ///
+    /// # Errors
+    /// `BrokenPipe` when the send failed (the connection is closed with the
+    /// send's reason); `OutOfMemory` when the TLS bytes left queued exceed
+    /// `max_output` (the connection is aborted with `OutputLimit`).
+    pub(crate) fn tls_flush(&mut self, tok: Token) -> io::Result<()> {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Core {
+            entries, profiles, ..
+        } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
         if c.flags.contains(Flags::CLOSED) {
-            return;
+            return Err(closing_error());
         }
-        let Some(t) = c.tls.as_mut() else { return };
+        let Some(t) = c.tls.as_mut() else {
+            return Ok(());
+        };
         if !t.session.wants_write() {
-            return;
+            return Ok(());
         }
+        let max = profiles[c.profile as usize].config.max_output;
         if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
             match t.session.send_to(c.fd.as_fd()) {
                 Ok(true) => {
                     c.last_active = now;
-                    return;
+                    return Ok(());
                 }
-                Ok(false) => c.flags.remove(Flags::WRITABLE),
-                Err(e) => {
-                    let reason = match IoStatus::from_error(e) {
-                        IoStatus::Reset => CloseReason::Reset,
-                        IoStatus::Error(e) => CloseReason::Error(e),
-                        _ => CloseReason::BrokenPipe,
-                    };
-                    return self.finish(tok, reason);
+                Ok(false) => {
+                    c.last_active = now;
+                    c.flags.remove(Flags::WRITABLE);
                 }
+                Err(e) => return self.tls_send_failed(tok, e),
             }
         }
-        c.output.set_max(usize::MAX); // limits are enforced at write()
+        // Behind queued bytes, or what the socket did not take: queue.
+        c.output.set_max(usize::MAX); // the limit is enforced below
         t.session.move_to(&mut c.output);
+        if c.output.len() > max {
+            // Before the limit trips, offer the queue once more (an eager
+            // reader may have made room): bytes the kernel takes never
+            // count against max_output.
+            match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
+                Ok(n) => c.output.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return self.tls_send_failed(tok, e),
+            }
+            let left = c.output.len();
+            if left > max {
+                self.abort_with(tok, CloseReason::OutputLimit);
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "output limit: {left} TLS bytes not taken by the kernel, maximum {max}"
+                    ),
+                ));
+            }
+        }
+        let Some(c) = self.conn_mut(tok) else {
+            return Ok(());
+        };
+        let Some(t) = c.tls.as_ref() else {
+            return Ok(());
+        };
         if t.opened {
             c.flags.insert(Flags::WANT_DRAIN);
         }
+        Ok(())
     }
 
-    /// The send path of a TLS connection: encrypt, then send or queue.
-    pub(crate) fn tls_send(&mut self, tok: Token, data: &[u8]) {
-        let Some(t) = self.conn_mut(tok).and_then(|c| c.tls.as_mut()) else {
-            return;
+    fn tls_send_failed(&mut self, tok: Token, e: io::Error) -> io::Result<()> {
+        let reason = match IoStatus::from_error(e) {
+            IoStatus::Reset => CloseReason::Reset,
+            IoStatus::Error(e) => CloseReason::Error(e),
+            _ => CloseReason::BrokenPipe,
         };
-        if t.session.write(data).is_err() {
-            return; // closing: write() refused it already
+        self.finish(tok, reason);
+        Err(closing_error())
+    }
+
+    /// The send path of a TLS connection (conn.rs's `send_or_queue` hands
+    /// over here): encrypt `head` then `data` (one record for a callback's
+    /// whole batch), then send or queue the TLS bytes.
+    ///
+    /// # Errors
+    /// As [`Core::tls_flush`]; `BrokenPipe` once close_notify was sent.
+    pub(crate) fn tls_send(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
+        let Some(c) = self.conn_mut(tok) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let Some(t) = c.tls.as_mut() else {
+            return Err(closing_error());
+        };
+        if !head.is_empty() {
+            t.session.write(head)?;
         }
-        self.tls_flush(tok);
+        if !data.is_empty() {
+            t.session.write(data)?;
+        }
+        if c.flags.contains(Flags::CONNECTING) {
+            return Ok(()); // sent after the handshake
+        }
+        self.tls_flush(tok)
     }
 
     /// Before our FIN: queue close_notify. Returns true if it could not be
@@ -172,7 +240,9 @@ impl Core {
             return false;
         }
         t.session.close_notify();
-        self.tls_flush(tok);
+        if self.tls_flush(tok).is_err() {
+            return true; // closed (or aborted) already
+        }
         self.conn(tok).is_some_and(|c| !c.output.is_empty())
     }
 
@@ -230,7 +300,13 @@ impl Core {
                 }
             }
             let Some(t) = c.tls.as_mut() else { return };
+            // As for plain reads: the handler must see the bytes before the
+            // limit (on unconsumed input) is judged, so a read may take the
+            // buffer up to one chunk past the maximum (tls_deliver judges).
+            let max_input = c.input.max();
+            c.input.set_max(max_input.saturating_add(READ_CHUNK));
             let res = t.session.read(c.fd.as_fd(), &mut c.input, spill);
+            c.input.set_max(max_input);
             c.last_active = *now;
             let opening = !t.opened && !t.session.is_handshaking();
             if opening {
@@ -240,7 +316,9 @@ impl Core {
                 }
             }
             // Handshake replies, tickets, key updates, alerts: out now.
-            self.tls_flush(tok);
+            if self.tls_flush(tok).is_err() {
+                return; // the send failed: closed
+            }
             if opening {
                 self.with_handler(tok, |h, ctx| h.on_open(ctx));
             }
@@ -257,7 +335,7 @@ impl Core {
                     }
                     let eof_next = drained && c.flags.contains(Flags::RDHUP);
                     if n > 0 && opened {
-                        self.tls_deliver(tok);
+                        self.tls_deliver(tok, max_input);
                     }
                     if eof_next {
                         // EPOLLRDHUP and a short read: the FIN is next, and
@@ -270,9 +348,9 @@ impl Core {
                     }
                 }
                 TlsRead::Full => {
-                    // The input is at its maximum, the handler has seen it
-                    // and consumed nothing, and more plaintext waits.
-                    return self.finish(tok, CloseReason::InputLimit);
+                    // The input is past its maximum and more plaintext
+                    // waits (tls_deliver judges first; this is the guard).
+                    return self.abort_with(tok, CloseReason::InputLimit);
                 }
                 TlsRead::Closed => {
                     if !opened {
@@ -312,17 +390,23 @@ impl Core {
     }
 
     /// Hands the connection's plaintext to its handler; what it leaves
-    /// unconsumed stays for the next bytes.
-    fn tls_deliver(&mut self, tok: Token) {
+    /// unconsumed stays for the next bytes. As for plain connections, the
+    /// limit is on *unconsumed* input: judged after `on_data`.
+    fn tls_deliver(&mut self, tok: Token, max: usize) {
         let Some(c) = self.conn_mut(tok) else { return };
-        let max = c.input.max();
         let mut input = std::mem::replace(&mut c.input, Buffer::with_max(max));
+        input.set_max(max);
         self.with_handler(tok, |h, ctx| h.on_data(ctx, &mut input));
         if let Some(c) = self.conn_mut(tok) {
+            let over = input.len() > max;
             if input.is_empty() {
                 input.release(); // drained: an idle connection holds nothing
             }
             c.input = input;
+            if over {
+                // The handler saw it all and left more than max_input.
+                self.abort_with(tok, CloseReason::InputLimit);
+            }
         }
     }
 
