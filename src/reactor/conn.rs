@@ -130,6 +130,16 @@ impl Conn {
         }
     }
 
+    /// Bytes queued for the peer: the output buffer, plus (TLS) what was
+    /// written before the handshake finished.
+    pub(crate) fn queued_len(&self) -> usize {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return self.output.len() + t.early.len();
+        }
+        self.output.len()
+    }
+
     fn may_read(&self) -> bool {
         self.flags.contains(Flags::READABLE)
             && !self

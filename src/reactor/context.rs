@@ -86,7 +86,7 @@ impl<'a> Context<'a> {
         } else {
             0
         };
-        self.core.conn(id.0).map_or(0, |c| c.output.len()) + pending
+        self.core.conn(id.0).map_or(0, |c| c.queued_len()) + pending
     }
 
     /// Closes this connection gracefully: flush the output, send FIN, wait

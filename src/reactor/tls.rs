@@ -39,6 +39,10 @@ pub(crate) struct TlsState {
     pub(crate) session: TlsSession,
     /// `on_open` has run (the handshake is done).
     opened: bool,
+    /// Plaintext written before the handshake finished (by other
+    /// connections' handlers, or while connecting), sent once it has:
+    /// counted as queued output, like a connecting plain connection's.
+    pub(crate) early: Buffer,
     handshake_timer: Option<TimerId>,
     handshake_timeout: Duration,
     allow_truncation: bool,
@@ -57,6 +61,7 @@ impl TlsState {
         Box::new(TlsState {
             session,
             opened: false,
+            early: Buffer::with_max(usize::MAX),
             handshake_timer: None,
             handshake_timeout,
             allow_truncation,
@@ -100,7 +105,9 @@ impl Core {
         let Some(c) = self.conn_mut(tok) else { return };
         let Some(t) = c.tls.as_mut() else { return };
         if !c.output.is_empty() {
-            let _ = t.session.write(c.output.as_slice());
+            // Not reached (writes while connecting go to `early`): keep
+            // the order if it ever is.
+            let _ = t.early.extend(c.output.as_slice());
             c.output.release();
         }
         self.tls_start(tok);
@@ -212,20 +219,39 @@ impl Core {
     /// # Errors
     /// As [`Core::tls_flush`]; `BrokenPipe` once close_notify was sent.
     pub(crate) fn tls_send(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
-        let Some(c) = self.conn_mut(tok) else {
+        let Core {
+            entries, profiles, ..
+        } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
         let Some(t) = c.tls.as_mut() else {
             return Err(closing_error());
         };
+        if !t.opened {
+            // Before the handshake is done: keep it, bounded like a
+            // connecting plain connection's queue; sent once it is done.
+            let max = profiles[c.profile as usize].config.max_output;
+            let left = t.early.len() + head.len() + data.len();
+            if left > max {
+                self.abort_with(tok, CloseReason::OutputLimit);
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "output limit: {left} bytes queued during the TLS handshake, maximum {max}"
+                    ),
+                ));
+            }
+            let _ = t.early.extend(head);
+            let _ = t.early.extend(data);
+            c.flags.insert(Flags::WANT_DRAIN);
+            return Ok(());
+        }
         if !head.is_empty() {
             t.session.write(head)?;
         }
         if !data.is_empty() {
             t.session.write(data)?;
-        }
-        if c.flags.contains(Flags::CONNECTING) {
-            return Ok(()); // sent after the handshake
         }
         self.tls_flush(tok)
     }
@@ -309,15 +335,27 @@ impl Core {
             c.input.set_max(max_input);
             c.last_active = *now;
             let opening = !t.opened && !t.session.is_handshaking();
+            let mut early = false;
             if opening {
                 t.opened = true;
                 if let Some(id) = t.handshake_timer.take() {
                     self.timers.cancel(id);
                 }
+                if !t.early.is_empty() {
+                    // What was written before: first out, in order.
+                    let _ = t.session.write(t.early.as_slice());
+                    t.early = Buffer::with_max(usize::MAX);
+                    early = true;
+                }
             }
             // Handshake replies, tickets, key updates, alerts: out now.
             if self.tls_flush(tok).is_err() {
                 return; // the send failed: closed
+            }
+            if early && self.conn(tok).is_some_and(|c| c.output.is_empty()) {
+                // The early bytes went out at once: the writer who queued
+                // them hears on_drain as if they had waited on EPOLLOUT.
+                self.push_drain(tok);
             }
             if opening {
                 self.with_handler(tok, |h, ctx| h.on_open(ctx));
