@@ -93,7 +93,10 @@ pub struct ServerConfig {
 ///
 /// The handler of a TLS connection is the same as for plain TCP: `on_open`
 /// runs once the handshake is done, `on_data` gets the decrypted bytes,
-/// writes are encrypted, `close` sends close_notify before FIN.
+/// writes are encrypted, `close` sends close_notify before FIN. `on_close`
+/// runs for every accepted connection, also for one whose handshake failed
+/// or timed out (then without an `on_open` before it): its reason says why
+/// ([`crate::CloseReason::Tls`], [`crate::CloseReason::TlsHandshakeTimeout`]).
 #[cfg(feature = "tls")]
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
