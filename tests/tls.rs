@@ -331,6 +331,7 @@ fn an_untrusting_client_fails_its_handshake_cleanly() {
     let mut c = connect(lp.addr, client_config(&other, &[]));
     let err = c.write_all(b"x").and_then(|_| c.flush()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidData, "{err}");
+    drop(c);
     let entries = wait_log(&log, 1);
     assert!(entries[0].starts_with("Tls("), "{entries:?}");
 }
@@ -419,6 +420,7 @@ fn a_large_reply_is_flushed_across_epollout_byte_exact() {
         .iter()
         .enumerate()
         .all(|(i, b)| *b == (i as u32 % 251) as u8));
+    drop(c); // our FIN: the server's graceful close completes
     assert_eq!(wait_log(&log, 1), ["Local"]);
 }
 
@@ -459,6 +461,14 @@ fn connect_tls_verifies_the_server() {
             }
         }
         let mut ev = EventLoop::new().unwrap();
+        // A long linger: a close that missed the peer's FIN (sent with the
+        // last record, one edge for both) would wait for it and fail the
+        // deadline below.
+        ev.set_conn_config(sockloop::ConnConfig {
+            linger: Duration::from_secs(60),
+            ..sockloop::ConnConfig::default()
+        });
+        let started = std::time::Instant::now();
         let probe = Probe {
             result: result.clone(),
             got: Vec::new(),
@@ -474,12 +484,17 @@ fn connect_tls_verifies_the_server() {
             .unwrap();
         ev.run_once(Some(Duration::from_secs(10))).unwrap();
         for _ in 0..100 {
-            if ev.connection_count() == 0 {
+            if ev.connection_count() == 0 || started.elapsed() > Duration::from_secs(20) {
                 break;
             }
-            ev.run_once(Some(Duration::from_secs(10))).unwrap();
+            ev.run_once(Some(Duration::from_secs(1))).unwrap();
         }
         let r = result.lock().unwrap().clone();
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "closing took {:?}: the FIN was missed",
+            started.elapsed()
+        );
         if ok {
             assert_eq!(r, ["open alpn=Some(Ok(\"echo/1\"))", "echoed", "Local"]);
         } else {

@@ -309,10 +309,13 @@ impl Core {
                 match sys::io::read(c.fd.as_fd(), spill) {
                     Ok(0) => return self.peer_fin(tok),
                     Ok(n) => {
-                        if n < spill.len() {
+                        if n < spill.len() && !c.flags.contains(Flags::RDHUP) {
                             c.flags.remove(Flags::READABLE);
                             return;
                         }
+                        // A full read, or EPOLLRDHUP said the FIN is queued
+                        // behind these bytes (no new edge will announce
+                        // it): read on.
                         continue;
                     }
                     Err(e) => match IoStatus::from_error(e) {
