@@ -216,8 +216,13 @@ impl Handler for Attempt {
         let tries = self.state.attempts.get();
         if !failed_attempt || self.state.cancelled.get() || tries >= self.policy.max_attempts.max(1)
         {
+            // A named binding, not `&cancelled()` inside the `if`: Rust
+            // 1.75 (our MSRV) does not extend a temporary's lifetime out of
+            // an `if` arm (E0716); newer compilers do.
+            let cancelled_reason;
             let reason = if self.state.cancelled.get() && failed_attempt {
-                &cancelled()
+                cancelled_reason = cancelled();
+                &cancelled_reason
             } else {
                 reason
             };
