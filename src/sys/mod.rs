@@ -70,12 +70,15 @@ macro_rules! syscall_retry {
 }
 
 pub mod addr;
+pub mod caps;
 pub mod epoll;
 pub mod errno;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
+pub mod filter;
 pub mod io;
+pub mod msg;
 pub mod resource;
 pub mod rlimit;
 pub mod signal;
