@@ -744,7 +744,9 @@ pub trait SocketOptions: AsFd {
     /// queue for the application: it is how long a reply really took to
     /// get here, not when the loop got round to reading it. Turning it on
     /// also enables the kernel's global receive timestamping (a small cost
-    /// on every packet while any socket has it).
+    /// on every packet while any socket has it). That switch is flipped
+    /// asynchronously: when this is the first socket in the system to ask,
+    /// the first datagrams may still be stamped when they are read instead.
     ///
     /// # Errors
     /// The errno of `setsockopt`.
