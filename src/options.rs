@@ -809,10 +809,12 @@ pub trait SocketOptions: AsFd {
     /// peer cannot forge it. The pid can be stale if that process has since
     /// exited, and it is 0 when the peer is in a pid namespace we cannot see.
     ///
+    /// On a socket that has no Unix peer (TCP, UDP, an unconnected Unix
+    /// socket) Linux does **not** fail: it reports pid 0 and uid/gid -1
+    /// (`u32::MAX`). Treat pid 0 as "nobody"; never as root's uid 0.
+    ///
     /// # Errors
-    /// The errno of `getsockopt`: ENOTCONN when not connected;
-    /// ENOPROTOOPT/EOPNOTSUPP on sockets that have no peer credentials (TCP,
-    /// UDP).
+    /// The errno of `getsockopt` (EBADF, ENOTSOCK).
     fn peer_credentials(&self) -> io::Result<Credentials> {
         sockopt::peer_credentials(self.as_fd())
     }

@@ -409,9 +409,10 @@ pub fn get_bind_device(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
 /// Reads `SO_PEERCRED`: the credentials of the process that created the
 /// peer socket, as they were at `connect`/`listen`/`socketpair` time.
 ///
+/// A socket without a Unix peer reports pid 0 and uid/gid -1 (`u32::MAX`).
+///
 /// # Errors
-/// As [`get`]; ENOTCONN on an unconnected socket; ENOPROTOOPT/EOPNOTSUPP on
-/// a socket without peer credentials (TCP, UDP).
+/// As [`get`].
 pub fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<super::msg::Credentials> {
     let c: libc::ucred = get(fd, libc::SOL_SOCKET, libc::SO_PEERCRED)?;
     Ok(super::msg::Credentials::from_ucred(c))
