@@ -5,8 +5,9 @@
 use sockloop::net::unix::{UnixAddr, UnixListener};
 use sockloop::net::UnixDatagram;
 use sockloop::options::SocketOptions;
-use sockloop::poll::Interest;
-use sockloop::EventLoop;
+use sockloop::poll::{Interest, Poller};
+use sockloop::{EventLoop, Token};
+use std::os::fd::AsFd;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
@@ -139,6 +140,10 @@ fn spawn_child(name: &str, as_nobody: bool) -> std::process::Child {
 fn peer_credentials_name_the_connecting_process() {
     let name = format!("sockloop-peercred-{}", std::process::id());
     let listener = UnixListener::bind_abstract(name.as_bytes()).unwrap();
+    let mut poller = Poller::new(4).unwrap();
+    poller
+        .add(listener.as_fd(), Token::new(0, 0), Interest::READABLE)
+        .unwrap();
     let (uid, gid) = own_ids();
     // (as_nobody, expected uid, gid)
     let mut cases = vec![(false, uid, gid)];
@@ -163,7 +168,8 @@ fn peer_credentials_name_the_connecting_process() {
                         panic!("child exited before connecting: {status}");
                     }
                     assert!(Instant::now() < deadline, "child never connected");
-                    std::thread::sleep(Duration::from_millis(5));
+                    // Wake on the connection (or recheck the child soon).
+                    poller.wait(Some(Duration::from_millis(100))).unwrap();
                 }
                 Err(e) => panic!("{e}"),
             }
