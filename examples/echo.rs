@@ -12,7 +12,7 @@
 //! high-water mark the server stops reading from it until it drains.
 
 use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
+use sockloop::{SIGINT, SIGTERM};
 use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
 use std::time::Duration;
 

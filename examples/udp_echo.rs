@@ -10,7 +10,7 @@
 
 use sockloop::net::UdpSocket;
 use sockloop::poll::Interest;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
+use sockloop::{SIGINT, SIGTERM};
 use sockloop::EventLoop;
 use std::io::ErrorKind;
 

@@ -10,7 +10,7 @@
 #![allow(dead_code)] // each example uses a different subset
 
 use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
+use sockloop::{SIGINT, SIGTERM};
 use sockloop::{ConnId, EventLoop, Handler, ServerConfig};
 use std::fmt::Display;
 use std::net::SocketAddr;

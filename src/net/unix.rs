@@ -224,6 +224,19 @@ impl UnixStream {
         Self::connect_raw(&addr::from_abstract_name(name)?)
     }
 
+    /// A connected pair of streams (`socketpair(AF_UNIX, SOCK_STREAM)`):
+    /// both ends non-blocking and close-on-exec. Handy to feed a loop from
+    /// another thread, or to test a handler without a listener. Each end's
+    /// [`peer_credentials`](crate::options::SocketOptions::peer_credentials)
+    /// name this process.
+    ///
+    /// # Errors
+    /// The errno of `socketpair` (EMFILE, ENFILE).
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = socket::socketpair(socket::SOCK_STREAM)?;
+        Ok((UnixStream { fd: a }, UnixStream { fd: b }))
+    }
+
     fn connect_raw(raw: &addr::RawAddr) -> io::Result<UnixStream> {
         let fd = socket::unix_stream_socket()?;
         socket::connect_raw(fd.as_fd(), raw)?;

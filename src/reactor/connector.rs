@@ -9,21 +9,33 @@
 //! fails (or the connector is cancelled) it sees `on_close` with the last
 //! attempt's reason.
 //!
-//! ```no_run
+//! ```
 //! use sockloop::reactor::connector::{connect_with_retry, ConnectPolicy};
-//! use sockloop::{Buffer, Context, EventLoop};
+//! use sockloop::{Buffer, Context, EventLoop, Handler};
 //! use std::time::Duration;
 //!
+//! struct StopWhenOpen;
+//! impl Handler for StopWhenOpen {
+//!     fn on_open(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.stop(); // connected: done
+//!     }
+//!     fn on_data(&mut self, _ctx: &mut Context<'_>, input: &mut Buffer) {
+//!         input.clear();
+//!     }
+//! }
+//!
+//! let server = std::net::TcpListener::bind("127.0.0.1:0")?; // a free port
 //! let mut ev = EventLoop::new()?;
 //! let policy = ConnectPolicy {
 //!     timeout: Some(Duration::from_secs(1)),
 //!     max_attempts: 5,
 //!     ..ConnectPolicy::default()
 //! };
-//! let handler = Box::new(|_ctx: &mut Context<'_>, input: &mut Buffer| input.clear());
-//! let connector = connect_with_retry(&mut ev.context(), "127.0.0.1:6379".parse().unwrap(), policy, handler);
-//! // connector.cancel() stops retrying.
+//! let addr = server.local_addr()?;
+//! let connector = connect_with_retry(&mut ev.context(), addr, policy, Box::new(StopWhenOpen));
+//! // connector.cancel() would stop retrying.
 //! ev.run()?;
+//! # drop(connector);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
