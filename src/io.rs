@@ -1,5 +1,10 @@
 //! The readn/writen state machines, for any non-blocking descriptor.
 //!
+//! In the event path: between a readiness event and the bytes. The reactor
+//! uses `read_available` on every readable edge; `ReadExact`/`WriteAll` are
+//! for code that drives its own descriptors from epoll readiness (a
+//! [`Poller`](crate::poll::Poller) or a watched source).
+//!
 //! The notes' `_tcp_readn` loops on EAGAIN: on a non-blocking socket that
 //! spins a core at 100% until data arrives. Here EAGAIN *suspends*: the
 //! machine keeps its progress and returns [`IoStatus::WouldBlock`]; call

@@ -70,13 +70,13 @@ pub use net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, Uni
 pub use options::{
     Credentials, Keepalive, Linger, OutOfBand, SockFilter, SocketOptions, SocketType,
 };
-/// Signal numbers for [`EventLoop::shutdown_on_signals`] (from
-/// `sys::signal`, so that a server needs no `libc` and no `sys` path).
-pub use sys::signal::{SIGINT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2};
 pub use reactor::connector;
 pub use reactor::{
     CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, ServerConfig,
 };
+/// Signal numbers for [`EventLoop::shutdown_on_signals`] (from
+/// `sys::signal`, so that a server needs no `libc` and no `sys` path).
+pub use sys::signal::{SIGINT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2};
 pub use timer::TimerId;
 pub use token::Token;
 

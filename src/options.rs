@@ -1,5 +1,11 @@
 //! Typed socket options: what the notes discuss, with what Linux really does.
 //!
+//! In the event path: before it. Options are set on a socket before or
+//! right after it enters the loop (`ConnConfig` sets `TCP_NODELAY` on
+//! accepted ones; `Context::abort` sets `SO_LINGER {1, 0}`); some then
+//! change what the loop sees (`SO_RCVLOWAT` delays readiness,
+//! `SO_ATTACH_FILTER` drops datagrams before they are queued).
+//!
 //! [`SocketOptions`] is implemented for every [`AsFd`] type, so the same
 //! calls work on `std::net` sockets, on a bare `OwnedFd`/`BorrowedFd` and on
 //! sockloop's own socket types:

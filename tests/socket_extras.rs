@@ -67,7 +67,9 @@ fn unprivileged<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T 
 }
 
 fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
-    r.expect_err("expected an error").raw_os_error().unwrap_or(-1)
+    r.expect_err("expected an error")
+        .raw_os_error()
+        .unwrap_or(-1)
 }
 
 #[test]
@@ -224,14 +226,20 @@ fn receive_timestamps_come_with_each_datagram() {
             assert_eq!(&buf[..t.datagram.len], b"b");
             assert_eq!(t.datagram.from, tx.local_addr().unwrap());
             // Microseconds round down, hence the 1 µs slack.
-            assert!(at + Duration::from_micros(1) >= before, "{at:?} < {before:?}");
+            assert!(
+                at + Duration::from_micros(1) >= before,
+                "{at:?} < {before:?}"
+            );
             assert!(at <= read_at);
             if read_at.duration_since(at).unwrap() >= Duration::from_millis(25) {
                 shown = true;
                 break;
             }
         }
-        assert!(shown, "the stamp is the arrival time, not the read time (ns={ns})");
+        assert!(
+            shown,
+            "the stamp is the arrival time, not the read time (ns={ns})"
+        );
         if ns {
             // A microsecond stamp always has 0 in its last three digits of
             // nanoseconds; a nanosecond one does 1 time in 1000: try a few.
@@ -239,7 +247,11 @@ fn receive_timestamps_come_with_each_datagram() {
             for _ in 0..5 {
                 tx.send_to(b"c", to).unwrap();
                 let t = rx.recv_from_timestamped(&mut buf).unwrap();
-                let d = t.received_at.unwrap().duration_since(SystemTime::UNIX_EPOCH).unwrap();
+                let d = t
+                    .received_at
+                    .unwrap()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap();
                 any |= d.subsec_nanos() % 1000 != 0;
             }
             assert!(any, "SO_TIMESTAMPNS gives nanoseconds");
@@ -264,7 +276,13 @@ fn attached_filter_drops_datagrams_not_starting_with_the_byte() {
     let tx = UdpSocket::bind(lo(0)).unwrap();
     let to = rx.local_addr().unwrap();
     rx.attach_filter(&first_byte_is(b'A')).unwrap();
-    for d in [&b"B-dropped"[..], b"A-kept-1", b"", b"C-dropped", b"A-kept-2"] {
+    for d in [
+        &b"B-dropped"[..],
+        b"A-kept-1",
+        b"",
+        b"C-dropped",
+        b"A-kept-2",
+    ] {
         tx.send_to(d, to).unwrap();
     }
     let mut buf = [0u8; 32];
@@ -313,7 +331,8 @@ fn captured_udp_checksum(from: &UdpSocket, to: SocketAddr, send: impl Fn()) -> O
         }
     };
     raw.set_nonblocking(false).unwrap();
-    raw.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    raw.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let src_port = from.local_addr().unwrap().port();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut pkt = [0u8; 2048];
@@ -354,12 +373,18 @@ fn no_check_sends_udp_over_ipv4_with_a_zero_checksum() {
     let without = captured_udp_checksum(&tx, to, || {
         tx.send_to(b"no checksum", to).unwrap();
     });
-    assert_eq!(without, Some(0), "SO_NO_CHECK: the field is 0 (no checksum)");
+    assert_eq!(
+        without,
+        Some(0),
+        "SO_NO_CHECK: the field is 0 (no checksum)"
+    );
     // And the receiver accepts it: IPv4 makes the checksum optional. (Each
     // capture may have sent several; read up to the first checksum-less one.)
     let mut buf = [0u8; 32];
     loop {
-        let d = rx.recv_from(&mut buf).expect("the checksum-less datagram arrives");
+        let d = rx
+            .recv_from(&mut buf)
+            .expect("the checksum-less datagram arrives");
         match &buf[..d.len] {
             b"summed" => continue,
             other => {

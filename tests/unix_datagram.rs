@@ -7,8 +7,8 @@ use sockloop::net::UnixDatagram;
 use sockloop::options::SocketOptions;
 use sockloop::poll::{Interest, Poller};
 use sockloop::{EventLoop, Token};
-use std::os::fd::AsFd;
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -110,7 +110,8 @@ fn credentials_child_helper() {
     s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(std::process::id().to_string().as_bytes()).unwrap();
+    s.write_all(std::process::id().to_string().as_bytes())
+        .unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut rest = Vec::new();
     let _ = s.read_to_end(&mut rest);

@@ -1,5 +1,9 @@
 //! A non-blocking UDP socket.
 //!
+//! In the event path: a source the loop watches
+//! ([`EventLoop::watch`](crate::EventLoop::watch)); the callback calls
+//! `recv_from` until WouldBlock on each readable edge.
+//!
 //! ```
 //! use sockloop::net::udp::UdpSocket;
 //!

@@ -1,4 +1,7 @@
 //! Outgoing connections that retry with exponential backoff (muduo's
+//!
+//! In the event path: a connection's `on_close` for a failed attempt
+//! schedules a timer; its expiry starts the next `Context::connect`.
 //! `Connector`), on top of [`Context::connect`].
 //!
 //! Each attempt is a non-blocking connect: EINPROGRESS, then writability,
