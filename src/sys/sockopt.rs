@@ -134,7 +134,9 @@ pub const MAX_KEEPALIVE_SECS: u32 = 32767;
 pub const MAX_KEEPALIVE_COUNT: u32 = 127;
 
 /// Options whose value is a C `int` used as a boolean.
+/// Non-exhaustive: new options are added as the notes are worked through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BoolOpt {
     /// `SOL_SOCKET`/`SO_REUSEADDR`.
     ReuseAddr,
@@ -185,7 +187,9 @@ impl BoolOpt {
 }
 
 /// Options whose value is a plain C `int`.
+/// Non-exhaustive: new options are added as the notes are worked through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IntOpt {
     /// `SOL_SOCKET`/`SO_RCVBUF` (bytes).
     RecvBuf,
