@@ -129,8 +129,9 @@ impl ReadExact {
     /// It pays for large reads: for a 1 MiB readn over loopback (the peer
     /// writing 16 KiB at a time) epoll woke the reader once instead of 4 to
     /// 8 times, and the machine made 2 read steps instead of 5 to 9 (5 runs;
-    /// `tests/rcvlowat.rs`, ARCHITECTURE.md). Over a real network, where
-    /// segments are ~1.4 KiB instead of loopback's 64 KiB, the saving grows. It costs two `setsockopt` calls per large read, and
+    /// `tests/rcvlowat.rs`, ARCHITECTURE.md). Loopback delivers 64 KiB
+    /// segments; over a real network segments are ~1.4 KiB, so there are
+    /// more wake-ups to save (not measured here). It costs two `setsockopt` calls per large read, and
     /// it must only be used when the peer will send the whole remainder
     /// without waiting for us: a peer that sends part and then waits for a
     /// reply would not wake us until it closes. Descriptors that are not

@@ -745,10 +745,10 @@ pub trait SocketOptions: AsFd {
     /// (`CLOCK_REALTIME`, microseconds) and hands it over as an
     /// `SCM_TIMESTAMP` control message with the datagram;
     /// [`UdpSocket::recv_from_timestamped`](crate::net::UdpSocket::recv_from_timestamped)
-    /// returns it. The time is taken when the packet reaches the socket
-    /// layer's receive path, so it excludes the time it then waits in the
-    /// queue for the application: it is how long a reply really took to
-    /// get here, not when the loop got round to reading it. Turning it on
+    /// returns it. The time is taken when the network stack receives the
+    /// packet, before it waits in the socket's queue for the application:
+    /// it says when a datagram really got here, not when the loop got
+    /// round to reading it. Turning it on
     /// also enables the kernel's global receive timestamping (a small cost
     /// on every packet while any socket has it). That switch is flipped
     /// asynchronously: when this is the first socket in the system to ask,

@@ -18,8 +18,6 @@ pub const MSG_OOB: i32 = libc::MSG_OOB;
 /// `MSG_DONTROUTE`: send only to a directly reachable destination (no
 /// gateway), for this one call; `SO_DONTROUTE` does it for every call.
 pub const MSG_DONTROUTE: i32 = libc::MSG_DONTROUTE;
-/// `MSG_PEEK`: look at queued data without consuming it.
-pub const MSG_PEEK: i32 = libc::MSG_PEEK;
 
 /// `sendto(2)` with `MSG_NOSIGNAL | flags`. With `to = None` the address is
 /// omitted (a connected socket's peer; the form TCP needs).
