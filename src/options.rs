@@ -869,8 +869,9 @@ pub trait SocketOptions: AsFd {
     /// Receivers accept such datagrams on IPv4. It saves the checksum's cost
     /// only where the NIC does not compute it anyway, and a corrupted
     /// payload is then no longer detected: Ethernet's CRC covers one hop, not
-    /// the path. IPv6 requires the checksum: on an IPv6 socket the option is
-    /// accepted and ignored for sending.
+    /// the path. IPv6 requires the checksum: the option does not change
+    /// IPv6 datagrams (Linux's separate `UDP_NO_CHECK6_TX`, meant for
+    /// tunnels, is not exposed).
     ///
     /// # Errors
     /// The errno of `setsockopt`.

@@ -6,12 +6,17 @@
 //!
 //! ```
 //! use sockloop::net::udp::UdpSocket;
+//! use sockloop::options::SocketOptions;
+//! use std::time::Duration;
 //!
 //! let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
 //! let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+//! // For this example only: let `b` wait (at most 5 s) instead of
+//! // returning WouldBlock, so the datagram need not have arrived yet.
+//! SocketOptions::set_nonblocking(&b, false)?;
+//! b.set_recv_timeout(Some(Duration::from_secs(5)))?;
 //! a.send_to(b"ping", b.local_addr()?)?;
 //! let mut buf = [0u8; 16];
-//! # std::thread::sleep(std::time::Duration::from_millis(10));
 //! let d = b.recv_from(&mut buf)?;
 //! assert_eq!((&buf[..d.len], d.truncated, d.from), (&b"ping"[..], false, a.local_addr()?));
 //! # Ok::<(), std::io::Error>(())
