@@ -698,9 +698,11 @@ pub trait SocketOptions: AsFd {
     /// What Linux really does: turning it **on** needs CAP_NET_ADMIN
     /// (without it: EACCES, not EPERM); turning it off is always allowed. The
     /// flag is copied to connections accepted from a listener that has it.
-    /// Nothing in current kernels' TCP, UDP or Unix code reads it any more
-    /// (the old `SOCK_DEBUG` logging macro is gone), so it changes nothing
-    /// on the wire; it survives for compatibility and for `ss`/debuggers.
+    /// Nothing in the kernel reads it any more: the last users and the
+    /// `SOCK_DEBUG` logging macro were removed by early 2024, so it changes
+    /// nothing on the wire. A 2024 netdev patch proposed that `getsockopt`
+    /// then report 0 always; on the kernels tested here (6.18) the value
+    /// still reads back, and the privilege check is kept either way.
     ///
     /// # Errors
     /// EACCES (`PermissionDenied`) when turning it on without CAP_NET_ADMIN;
