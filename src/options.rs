@@ -656,8 +656,8 @@ pub trait SocketOptions: AsFd {
 
     /// `SO_RCVLOWAT`: the receive low-water mark, in bytes.
     ///
-    /// The notes say Linux fixes it at 1. That is dated: it has been
-    /// settable for years, and since Linux 2.6.28 `select`, `poll` and
+    /// The notes say Linux fixes it at 1. That is dated: it is settable
+    /// since Linux 2.4 (socket(7)), and since 2.6.28 `select`, `poll` and
     /// `epoll` report a stream socket readable only once at least `bytes`
     /// are queued (or on EOF, an error or a reset, which always wake). A
     /// blocking `recv` likewise waits for `min(bytes, len)` bytes. What Linux
