@@ -946,7 +946,10 @@ fn keepalive_count(count: u32) -> io::Result<i32> {
 ///   with EINVAL.
 ///
 /// Implemented for every [`AsFd`] type; only TCP sockets support it (UDP
-/// and Unix sockets give EOPNOTSUPP).
+/// and Unix sockets give EOPNOTSUPP). The event loop does not register
+/// `EPOLLPRI`, so its handlers are not told about urgent data: with
+/// `SO_OOBINLINE` off a loop connection simply sees the stream without the
+/// urgent byte. Protocols that need a "cancel" signal should send it in-band.
 pub trait OutOfBand: AsFd {
     /// Sends `data` with `MSG_OOB | MSG_NOSIGNAL`; its last byte becomes the
     /// urgent byte. Returns the count sent.
