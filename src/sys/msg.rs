@@ -158,14 +158,15 @@ pub fn recv_msg(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<Re
                 // SAFETY: the kernel wrote a timeval there; read unaligned
                 // because CMSG_DATA only promises cmsghdr alignment.
                 let tv: libc::timeval = unsafe { std::ptr::read_unaligned(data.cast()) };
-                anc.timestamp_us = Some((tv.tv_sec, tv.tv_usec));
+                // `as i64`: time_t and suseconds_t are 32-bit on some targets.
+                anc.timestamp_us = Some((tv.tv_sec as i64, tv.tv_usec as i64));
             }
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS)
                 if payload >= mem::size_of::<libc::timespec>() =>
             {
                 // SAFETY: as above, a timespec.
                 let ts: libc::timespec = unsafe { std::ptr::read_unaligned(data.cast()) };
-                anc.timestamp_ns = Some((ts.tv_sec, ts.tv_nsec));
+                anc.timestamp_ns = Some((ts.tv_sec as i64, ts.tv_nsec as i64));
             }
             (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
                 if payload >= mem::size_of::<libc::ucred>() =>
