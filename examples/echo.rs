@@ -12,8 +12,8 @@
 //! high-water mark the server stops reading from it until it drains.
 
 use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
 use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+use sockloop::{SIGINT, SIGTERM};
 use std::time::Duration;
 
 struct Echo;
