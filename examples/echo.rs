@@ -17,8 +17,8 @@
 mod cli;
 
 use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
 use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+use sockloop::{SIGINT, SIGTERM};
 use std::time::Duration;
 
 struct Echo;

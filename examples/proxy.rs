@@ -184,7 +184,7 @@ impl Handler for Upstream {
         // relayed requests must not wait for Nagle here either.
         if let Err(e) = ctx
             .fd()
-            .and_then(|fd| sockloop::sys::socket::set_nodelay(fd, true))
+            .and_then(|fd| sockloop::SocketOptions::set_nodelay(&fd, true))
         {
             log::debug!("{}: TCP_NODELAY on the upstream: {e}", self.client);
         }

@@ -39,8 +39,16 @@
 //! The layers, bottom up (see ARCHITECTURE.md): [`sys`] (raw system
 //! calls, the only layer allowed to touch memory the compiler cannot
 //! check), [`poll`], [`timer`], [`buffer`], [`io`] (readn/writen state
-//! machines), [`net`], and the [`reactor`]: [`EventLoop`], [`Handler`],
-//! [`Context`], [`ServerConfig`].
+//! machines), [`net`] and [`options`], and the [`reactor`]: [`EventLoop`],
+//! [`Handler`], [`Context`], [`ServerConfig`].
+//!
+//! What a server needs is re-exported here: the loop and handler types,
+//! the socket types ([`TcpListener`], [`UdpSocket`], [`UnixStream::pair`],
+//! [`UnixDatagram::pair`], ...), the option types ([`SocketOptions`],
+//! [`Linger`], [`Keepalive`], ...), and the signal numbers for
+//! [`EventLoop::shutdown_on_signals`] ([`SIGINT`], [`SIGTERM`]). That is the
+//! public face, under semver. [`sys`] stays public as the learner's layer
+//! with a weaker promise; see its "Stability" section.
 #![deny(missing_docs)]
 
 pub mod buffer;
@@ -55,12 +63,29 @@ pub mod timer;
 pub mod tls;
 pub mod token;
 
+// The public face: what a server author needs, re-exported here. `sys`
+// stays public as the learner's layer, under the weaker stability rule
+// stated in its module docs (see ARCHITECTURE.md, "Public API").
 pub use buffer::{Buffer, BufferFull};
+pub use io::{IoStatus, ReadExact, WriteAll};
+pub use net::{TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream};
+pub use options::{
+    Credentials, Keepalive, Linger, OutOfBand, SockFilter, SocketOptions, SocketType,
+};
 pub use reactor::connector;
 #[cfg(feature = "tls")]
 pub use reactor::TlsConfig;
 pub use reactor::{
     CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, ServerConfig,
 };
+/// Signal numbers for [`EventLoop::shutdown_on_signals`] (from
+/// `sys::signal`, so that a server needs no `libc` and no `sys` path).
+pub use sys::signal::{SIGINT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2};
 pub use timer::TimerId;
 pub use token::Token;
+
+// The README's example is compiled as a doctest, so it cannot drift from
+// the public face it shows.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

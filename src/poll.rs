@@ -1,5 +1,9 @@
 //! The poller: one epoll instance and a reusable event buffer.
 //!
+//! In the event path: the wait at the top of every loop turn. `Poller::wait`
+//! is the one `epoll_wait`; each event's [`Token`] says which
+//! registration it belongs to.
+//!
 //! Connections are registered once, edge-triggered, for every kind of
 //! readiness (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`). The loop keeps
 //! its own "readable"/"writable" flags from the edges, so a write that

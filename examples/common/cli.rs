@@ -12,8 +12,8 @@
 #![allow(dead_code)] // each example uses a different subset
 
 use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
 use sockloop::{ConnId, EventLoop, Handler, ServerConfig};
+use sockloop::{SIGINT, SIGTERM};
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -116,19 +116,32 @@ pub(crate) struct Core {
 
 /// A single-threaded epoll event loop.
 ///
-/// ```no_run
+/// ```
 /// use sockloop::{Buffer, Context, EventLoop, ServerConfig};
 /// use sockloop::net::TcpListener;
+/// use std::io::{Read, Write};
 ///
 /// let mut ev = EventLoop::new()?;
-/// let listener = TcpListener::bind("127.0.0.1:7000".parse().unwrap())?;
+/// let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+/// let addr = listener.local_addr()?;
 /// ev.listen(listener, ServerConfig::default(), |_id| {
 ///     Box::new(|ctx: &mut Context<'_>, input: &mut Buffer| {
 ///         let _ = ctx.write(input.as_slice());
 ///         input.clear();
 ///     })
 /// })?;
+/// // A client on another thread; it stops the loop once echoed.
+/// let handle = ev.handle();
+/// let client = std::thread::spawn(move || -> std::io::Result<()> {
+///     let mut s = std::net::TcpStream::connect(addr)?;
+///     s.write_all(b"ping")?;
+///     let mut back = [0u8; 4];
+///     s.read_exact(&mut back)?;
+///     assert_eq!(&back, b"ping");
+///     handle.stop()
+/// });
 /// ev.run()?;
+/// client.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct EventLoop {

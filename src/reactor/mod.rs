@@ -1,5 +1,10 @@
 //! The reactor: one thread, one epoll instance, a slab of connections.
 //!
+//! In the event path: all of it above the syscalls. A turn waits
+//! ([`crate::poll`]), dispatches readiness to connections, listeners and
+//! watched sources, runs expired timers ([`crate::timer`]) and reaps closed
+//! connections.
+//!
 //! Everything above the I/O layers that makes a loop out of them:
 //!
 //! | file | what it holds |
