@@ -579,10 +579,13 @@ impl Core {
         let linger = self.profiles[c.profile as usize].config.linger;
         if c.flags.any(Flags::CLOSE_REQ | Flags::SHUT_WR_REQ) && !c.flags.contains(Flags::WR_SHUT) {
             #[cfg(feature = "tls")]
-            if c.tls.is_some() && self.tls_close_notify(tok) {
-                return; // close_notify queued: FIN once it is flushed
-            }
-            let Some(c) = self.conn_mut(tok) else { return };
+            let c = {
+                if c.tls.is_some() && self.tls_close_notify(tok) {
+                    return; // close_notify queued: FIN once it is flushed
+                }
+                let Some(c) = self.conn_mut(tok) else { return };
+                c
+            };
             c.flags.insert(Flags::WR_SHUT);
             // Our FIN. ENOTCONN means the peer is already gone: fine.
             let _ = sys::socket::shutdown(c.fd.as_fd(), sys::socket::SHUT_WR);
