@@ -506,3 +506,42 @@ fn connect_tls_verifies_the_server() {
         }
     }
 }
+
+/// With the feature on, a plain listener is plain: no TLS state, the same
+/// bytes as ever.
+#[test]
+fn a_plain_listener_in_a_tls_build_stays_plain() {
+    let (tx, rx) = mpsc::channel();
+    let join = std::thread::spawn(move || {
+        let mut ev = EventLoop::new().unwrap();
+        let l = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        ev.listen(l, ServerConfig::default(), |_| {
+            Box::new(|ctx: &mut Context<'_>, input: &mut Buffer| {
+                let info = format!(
+                    "tls={} alpn={:?} sni={:?} version={:?} {}",
+                    ctx.is_tls(),
+                    ctx.alpn_protocol(),
+                    ctx.sni(),
+                    ctx.tls_version(),
+                    String::from_utf8_lossy(input.as_slice())
+                );
+                let _ = ctx.write(info.as_bytes());
+                input.clear();
+                ctx.close();
+            })
+        })
+        .unwrap();
+        tx.send((addr, ev.handle())).unwrap();
+        ev.run().unwrap();
+    });
+    let (addr, handle) = rx.recv().unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"plain").unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "tls=false alpn=None sni=None version=None plain");
+    handle.stop().unwrap();
+    join.join().unwrap();
+}

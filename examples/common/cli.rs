@@ -30,7 +30,10 @@ impl Cli {
     /// Parses the process arguments, accepting only `flags`, and sets up
     /// logging.
     pub fn parse(name: &'static str, usage: &'static str, flags: &[&str]) -> Cli {
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,rustls=error")).init();
+        env_logger::Builder::from_env(
+            env_logger::Env::default().default_filter_or("warn,rustls=error"),
+        )
+        .init();
         let mut cli = Cli {
             name,
             usage,
