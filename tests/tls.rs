@@ -545,3 +545,44 @@ fn a_plain_listener_in_a_tls_build_stays_plain() {
     handle.stop().unwrap();
     join.join().unwrap();
 }
+
+/// `abort` on a TLS connection is an RST, as on TCP; the idle timeout
+/// closes a TLS connection that moves no bytes.
+#[test]
+fn abort_resets_and_the_idle_timeout_applies() {
+    let pki = TestPki::new("abort");
+    let log: Log = Arc::default();
+    let l2 = log.clone();
+    struct Abort(Log);
+    impl Handler for Abort {
+        fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+            input.clear();
+            ctx.abort();
+        }
+        fn on_close(&mut self, _ctx: &mut Context<'_>, reason: &CloseReason) {
+            self.0.lock().unwrap().push(format!("{reason:?}"));
+        }
+    }
+    let lp = serve(
+        &pki,
+        |c| c.conn.idle_timeout = Some(Duration::from_millis(300)),
+        move |_| Box::new(Abort(l2.clone())),
+    );
+    let mut c = connect(lp.addr, client_config(&pki, &[]));
+    c.write_all(b"x").unwrap();
+    c.flush().unwrap();
+    let mut b = [0u8; 4096];
+    let end = loop {
+        match c.sock.read(&mut b) {
+            Ok(0) => break None,
+            Ok(_) => continue, // session tickets
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    assert_eq!(end, Some(ErrorKind::ConnectionReset));
+    assert_eq!(wait_log(&log, 1), ["Aborted"]);
+    // A second client completes the handshake and then says nothing.
+    let mut idle = connect(lp.addr, client_config(&pki, &[]));
+    idle.conn.complete_io(&mut idle.sock).unwrap();
+    assert_eq!(wait_log(&log, 2), ["Aborted", "IdleTimeout"]);
+}
