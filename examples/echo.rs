@@ -79,10 +79,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,rustls=error"),
-    )
-    .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

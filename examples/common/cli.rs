@@ -3,9 +3,7 @@
 //!
 //! * `--flag value` arguments: unknown flags and bad values print the usage
 //!   and exit 2; `-h`/`--help` prints it and exits 0;
-//! * logging through `RUST_LOG` (default `warn`, and `error` for rustls:
-//!   a peer's odd handshake, e.g. an IP address as SNI, is not worth a log
-//!   line per connection);
+//! * logging through `RUST_LOG` (default `warn`);
 //! * a loop that shuts down gracefully on SIGINT/SIGTERM, the
 //!   `listening on ADDR` line on stderr once bound, and exit status 1 with
 //!   the error if serving fails.
@@ -30,10 +28,7 @@ impl Cli {
     /// Parses the process arguments, accepting only `flags`, and sets up
     /// logging.
     pub fn parse(name: &'static str, usage: &'static str, flags: &[&str]) -> Cli {
-        env_logger::Builder::from_env(
-            env_logger::Env::default().default_filter_or("warn,rustls=error"),
-        )
-        .init();
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
         let mut cli = Cli {
             name,
             usage,
