@@ -47,6 +47,14 @@ pub struct ConnConfig {
     /// *other* side instead ([`crate::Context::pause_reading_of`]), or the
     /// two directions can deadlock.
     pub high_water: usize,
+    /// The low-water mark of queued output, in bytes: after
+    /// [`crate::Context::notify_writable`], `on_drain` is called once the
+    /// queued output (bytes the kernel has not taken) is at or below this,
+    /// at once if it already is, even if nothing was ever queued. A
+    /// producer that writes its next piece there keeps its queue between
+    /// `low_water` and `low_water` + one piece. Default 64 KiB; 0 waits
+    /// for an empty queue.
+    pub low_water: usize,
     /// After a graceful close has sent our FIN, how long to keep reading
     /// (and discarding) while waiting for the peer's FIN. Default 5 s.
     pub linger: Duration,
@@ -63,6 +71,7 @@ impl Default for ConnConfig {
             max_input: crate::buffer::DEFAULT_MAX,
             max_output: 4 * crate::buffer::DEFAULT_MAX,
             high_water: 256 * 1024,
+            low_water: 64 * 1024,
             linger: Duration::from_secs(5),
             nodelay: true,
         }

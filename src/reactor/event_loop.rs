@@ -431,8 +431,15 @@ impl Core {
         for tok in list {
             match self.entries.get(tok) {
                 Some(Entry::Conn(_)) => {
+                    let mut redeliver = false;
                     if let Some(c) = self.conn_mut(tok) {
                         c.flags.remove(Flags::IN_READY);
+                        redeliver = c.may_redeliver();
+                        c.flags.remove(Flags::REDELIVER);
+                    }
+                    if redeliver {
+                        // Resumed with input buffered: on_data sees it again.
+                        self.deliver(tok, false);
                     }
                     self.read_ready(tok);
                 }
@@ -454,11 +461,7 @@ impl Core {
                 continue;
             };
             c.flags.remove(Flags::IN_DRAIN);
-            if c.flags.any(Flags::CLOSED | Flags::CLOSE_REQ) || !c.output.is_empty() {
-                continue;
-            }
-            if c.flags.contains(Flags::WANT_DRAIN) {
-                c.flags.remove(Flags::WANT_DRAIN);
+            if self.drain_due(tok) {
                 self.with_handler(tok, |h, ctx| h.on_drain(ctx));
             }
         }

@@ -102,8 +102,120 @@ pub trait Handler {
     /// maximum closes it with [`CloseReason::InputLimit`].
     fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer);
 
-    /// The output buffer, which had filled because the socket would block,
-    /// is empty again: a good moment to resume a paused producer.
+    /// Room to write again. Called once the queued output (bytes the
+    /// kernel did not take, which had to wait for the socket) has drained
+    /// to empty; and once per [`Context::notify_writable`] request, as soon
+    /// as the queued output is at or below the connection's `low_water`
+    /// mark ([`crate::ConnConfig::low_water`]): at once, after the current
+    /// callback, if it already is, even if nothing was ever queued. Never
+    /// called for a connection that is closing.
+    ///
+    /// Streaming a reply larger than `max_output` in bounded memory: write
+    /// a piece, ask for `notify_writable`, write the next piece here. While
+    /// busy, pause reading so that the next requests wait in the input
+    /// buffer (or in the kernel); [`Context::resume_reading`] then delivers
+    /// what is buffered again. Here 100 MiB go to a client through a
+    /// connection whose `max_output` is 1 MiB, and the queue never holds
+    /// more than `low_water` + one piece:
+    ///
+    /// ```
+    /// use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
+    /// use sockloop::net::TcpListener;
+    /// use std::cell::Cell;
+    /// use std::io::{Read, Write};
+    /// use std::rc::Rc;
+    ///
+    /// const PIECE: usize = 64 * 1024;
+    /// static ZEROS: [u8; PIECE] = [0; PIECE];
+    ///
+    /// /// Answers a request line `N\n` with N zero bytes, streamed.
+    /// struct Streamer {
+    ///     left: usize,
+    ///     most_queued: Rc<Cell<usize>>,
+    /// }
+    ///
+    /// impl Streamer {
+    ///     fn pump(&mut self, ctx: &mut Context<'_>) {
+    ///         // A few pieces per call, stopping as soon as the kernel
+    ///         // refuses some; then ask to be called when there is room.
+    ///         for _ in 0..16 {
+    ///             if self.left == 0 {
+    ///                 break;
+    ///             }
+    ///             let n = self.left.min(PIECE);
+    ///             if ctx.write(&ZEROS[..n]).is_err() {
+    ///                 return; // closed: on_close says why
+    ///             }
+    ///             self.left -= n;
+    ///             self.most_queued.set(self.most_queued.get().max(ctx.output_len()));
+    ///             if ctx.output_len() > 0 {
+    ///                 break;
+    ///             }
+    ///         }
+    ///         if self.left > 0 {
+    ///             ctx.notify_writable();
+    ///         } else {
+    ///             ctx.resume_reading(); // the next request, if buffered
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// impl Handler for Streamer {
+    ///     fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+    ///         if self.left > 0 {
+    ///             return; // busy: requests wait in the buffer
+    ///         }
+    ///         let Some(end) = input.find(b"\n") else { return };
+    ///         let n = std::str::from_utf8(&input.as_slice()[..end])
+    ///             .ok()
+    ///             .and_then(|s| s.parse().ok());
+    ///         input.consume(end + 1);
+    ///         match n {
+    ///             Some(n) => {
+    ///                 self.left = n;
+    ///                 ctx.pause_reading();
+    ///                 self.pump(ctx);
+    ///             }
+    ///             None => ctx.abort(),
+    ///         }
+    ///     }
+    ///
+    ///     fn on_drain(&mut self, ctx: &mut Context<'_>) {
+    ///         self.pump(ctx);
+    ///     }
+    /// }
+    ///
+    /// let mut ev = EventLoop::new()?;
+    /// let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let addr = listener.local_addr()?;
+    /// let mut config = ServerConfig::default();
+    /// config.conn.max_output = 1 << 20; // 1 MiB, for 100 MiB replies
+    /// let low_water = config.conn.low_water;
+    /// let most_queued = Rc::new(Cell::new(0));
+    /// let seen = most_queued.clone();
+    /// ev.listen(listener, config, move |_id| {
+    ///     Box::new(Streamer { left: 0, most_queued: seen.clone() })
+    /// })?;
+    /// let handle = ev.handle();
+    /// let client = std::thread::spawn(move || -> std::io::Result<usize> {
+    ///     let mut s = std::net::TcpStream::connect(addr)?;
+    ///     s.write_all(b"104857600\n")?;
+    ///     let mut buf = vec![0u8; PIECE];
+    ///     let mut got = 0;
+    ///     while got < 100 << 20 {
+    ///         match s.read(&mut buf)? {
+    ///             0 => break,
+    ///             n => got += n,
+    ///         }
+    ///     }
+    ///     handle.stop()?;
+    ///     Ok(got)
+    /// });
+    /// ev.run()?;
+    /// assert_eq!(client.join().unwrap()?, 100 << 20);
+    /// assert!(most_queued.get() <= low_water + PIECE);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     fn on_drain(&mut self, ctx: &mut Context<'_>) {
         let _ = ctx;
     }
