@@ -343,6 +343,12 @@ impl Core {
                 }
             };
             input.clear();
+            if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
+                // The handler replaced or resized the buffer it was lent
+                // (`mem::take(input)`, say): the next read must still get
+                // the whole chunk, never a 0-byte read that looks like EOF.
+                input = shared_read_buffer();
+            }
             self.scratch_in = input;
             if leftover.is_err() {
                 self.abort_with(tok, CloseReason::InputLimit);
@@ -758,6 +764,13 @@ impl Core {
         }
         res
     }
+}
+
+/// The loop's shared read buffer: `READ_CHUNK` bytes, allocated once.
+pub(crate) fn shared_read_buffer() -> Buffer {
+    let mut b = Buffer::with_max(READ_CHUNK);
+    let _ = b.writable(READ_CHUNK);
+    b
 }
 
 fn closing_error() -> io::Error {

@@ -27,6 +27,7 @@ use crate::token::{Registry, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,8 +147,7 @@ impl EventLoop {
         let mut entries = Registry::new();
         let waker_tok = entries.insert(Entry::Waker);
         poller.add(waker.as_fd(), waker_tok, Interest::READABLE)?;
-        let mut scratch_in = Buffer::with_max(READ_CHUNK);
-        let _ = scratch_in.writable(READ_CHUNK);
+        let scratch_in = crate::reactor::conn::shared_read_buffer();
         Ok(EventLoop {
             core: Core {
                 poller,
@@ -675,12 +675,32 @@ impl Core {
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
         let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
-        f(&mut *handler, &mut Context::new(self, Some(tok)));
+        // A panicking handler ends its own connection, not the loop. What
+        // the callback borrowed from the loop is restored below whichever
+        // way it returns: `in_callback`, the handler, the out-scratch (and
+        // the in-scratch, which `deliver` holds across this call).
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(&mut *handler, &mut Context::new(self, Some(tok)))
+        }));
         self.in_callback = outer;
         if let Some(conn) = self.conn_mut(tok) {
             conn.handler = Some(handler);
         }
-        self.after_callback(tok);
+        match res {
+            Ok(()) => self.after_callback(tok),
+            Err(payload) => {
+                // Its batched writes go with it; a write that was taking
+                // the scratch may have left an empty one in its place.
+                self.scratch_out.clear();
+                self.scratch_out.set_max(usize::MAX);
+                let msg = panic_message(payload.as_ref());
+                log::error!(
+                    "{} handler panicked: {msg}; connection aborted",
+                    ConnId(tok)
+                );
+                self.abort_with(tok, CloseReason::Panic(msg));
+            }
+        }
         if let Some(out) = outer_out {
             self.scratch_out = out;
         }
@@ -721,6 +741,18 @@ impl Core {
     pub(crate) fn add_loop_timer(&mut self, after: Duration, f: LoopTimerFn) -> TimerId {
         let deadline = self.clock.deadline_after(after);
         self.timers.insert(deadline, TimerTask::Loop(f))
+    }
+}
+
+/// The message of a caught panic (`&str` or `String` payloads, as
+/// `panic!` makes them).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic payload that is not a string)".to_string()
     }
 }
 

@@ -53,6 +53,13 @@ pub enum CloseReason {
     OutputLimit,
     /// The loop shut down and the connection did not finish in time.
     Shutdown,
+    /// One of the connection's handler callbacks (`on_open`, `on_data`,
+    /// `on_drain`, `on_peer_closed`, `on_timer`) panicked, with this
+    /// message. The panic was caught at the callback's boundary: this
+    /// connection was aborted (RST, its batched and queued output
+    /// discarded), the panic logged at error level, and the loop carried
+    /// on serving the others. See [`Handler`] for what is not contained.
+    Panic(String),
     /// Any other I/O error on the connection.
     Error(io::Error),
 }
@@ -78,6 +85,7 @@ impl fmt::Display for CloseReason {
             CloseReason::InputLimit => f.write_str("input buffer limit exceeded"),
             CloseReason::OutputLimit => f.write_str("output buffer limit exceeded"),
             CloseReason::Shutdown => f.write_str("loop shut down"),
+            CloseReason::Panic(msg) => write!(f, "handler panicked: {msg}"),
             CloseReason::Error(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -85,6 +93,24 @@ impl fmt::Display for CloseReason {
 
 /// The callbacks of one connection. Every method but `on_data` has a
 /// default. All run on the loop thread and must not block.
+///
+/// # Panics
+///
+/// A panic that unwinds out of `on_open`, `on_data`, `on_drain`,
+/// `on_peer_closed` or `on_timer` (including one raised by a [`Context`]
+/// method it called) ends that connection only: it is aborted (the peer
+/// sees a reset), the panic message is logged at error level, `on_close`
+/// is called with [`CloseReason::Panic`], and the loop serves the other
+/// connections on. Whatever the handler shares with others (an
+/// `Rc<RefCell<..>>`) may have been left half-updated by the panic: that
+/// is the handler's to judge in `on_close`.
+///
+/// Not contained, so they unwind out of [`crate::EventLoop::run`] and stop
+/// the loop: a panic in `on_close` (it runs while the loop reaps closed
+/// connections), in a listener's handler factory, in a closure posted with
+/// [`crate::LoopHandle::post`] or armed with [`Context::add_timer`], in a
+/// callback of [`crate::EventLoop::watch`], and in the loop's own code. With
+/// `panic = "abort"` nothing is contained: the process ends.
 ///
 /// A closure `FnMut(&mut Context, &mut Buffer)` is a `Handler` whose
 /// `on_data` is the closure.
