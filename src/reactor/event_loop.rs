@@ -6,7 +6,8 @@
 //!    nearest timer (rounded up), else forever;
 //! 2. dispatch every event by its token (stale tokens are dropped);
 //! 3. serve the ready list: registrations that still have readiness the
-//!    loop has not consumed (fairness caps, resumed readers);
+//!    loop has not consumed (fairness caps, resumed readers), then the
+//!    drain list (`on_drain` owed outside the connection's own callback);
 //! 4. fire expired timers;
 //! 5. reap: connections closed during this turn are removed from the slab,
 //!    told `on_close`, and their descriptors closed, only now, so that no
@@ -646,6 +647,11 @@ impl Core {
         let idle_ms = idle.as_millis() as u64;
         let due = c.last_active.saturating_add(idle_ms);
         if now >= due {
+            log::debug!(
+                "{} idle for {} ms (timeout {idle:?}): closing",
+                ConnId(tok),
+                now - c.last_active
+            );
             self.finish(tok, CloseReason::IdleTimeout);
         } else {
             // Activity since the timer was armed: re-arm at the lazy deadline.
