@@ -560,9 +560,10 @@ impl Core {
         if !c.flags.any(Flags::WANT_DRAIN | Flags::NOTIFY_WRITABLE) {
             return false;
         }
-        if c.flags
-            .any(Flags::CLOSE_REQ | Flags::CLOSED | Flags::CONNECTING)
-        {
+        if c.flags.contains(Flags::CONNECTING) {
+            return false; // asked again once connected and flushed
+        }
+        if c.flags.any(Flags::CLOSE_REQ | Flags::CLOSED) {
             c.flags.remove(Flags::WANT_DRAIN);
             return false;
         }
