@@ -72,6 +72,7 @@ fn close_other(ctx: &mut Context<'_>, other: ConnId, reason: &CloseReason) {
         | CloseReason::BrokenPipe
         | CloseReason::InputLimit
         | CloseReason::OutputLimit
+        | CloseReason::Panic(_)
         | CloseReason::Error(_) => ctx.abort_conn(other),
     }
 }

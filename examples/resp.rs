@@ -23,8 +23,9 @@
 //!   a connection's unconsumed input may hold at most `--max-input-mib`
 //!   (default 64 MiB, the library's default of 1 MiB being too small for
 //!   realistic values): a command larger than that closes the connection.
-//!   Queued output may reach 4 times that (a large MGET reply); beyond, the
-//!   connection is closed.
+//!   Queued output (bytes the kernel has not taken yet) may reach 4 times
+//!   that (a large MGET to a slow reader); beyond, the connection is reset
+//!   (the client sees ECONNRESET, not a reply that looks complete).
 //! * Expiry: lazy (an expired key is deleted when touched) plus a sweep
 //!   every 100 ms on a loop timer, armed only while keys have a deadline.
 //!   Times are the loop's millisecond clock.

@@ -154,20 +154,57 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Resumes reading from this connection.
+    /// Resumes reading from this connection; see
+    /// [`Context::resume_reading_of`].
     pub fn resume_reading(&mut self) {
         if let Some(t) = self.current {
             self.resume_reading_of(ConnId(t));
         }
     }
 
-    /// Resumes reading from connection `id`. Bytes that arrived while it
-    /// was paused are read on the next turn (no new edge is needed).
+    /// Resumes reading from connection `id` after
+    /// [`Context::pause_reading`]. Bytes that arrived while it was paused
+    /// are read on the next pass of the ready list (no new edge is needed).
+    /// And if it was paused with input left unconsumed in its buffer,
+    /// `on_data` is called again with that input on that pass, even if no
+    /// new byte arrives: a handler can pause, leave complete messages in
+    /// the buffer while it is busy (streaming a reply, say), and pick them
+    /// up by resuming (in `on_drain`, say). Resuming a connection that is
+    /// not paused changes nothing.
     pub fn resume_reading_of(&mut self, id: ConnId) {
         if let Some(c) = self.core.conn_mut(id.0) {
-            c.flags.remove(Flags::USER_PAUSED);
+            if c.flags.contains(Flags::USER_PAUSED) {
+                c.flags.remove(Flags::USER_PAUSED);
+                if !c.input.is_empty() {
+                    c.flags.insert(Flags::REDELIVER);
+                }
+            }
             self.core.push_ready(id.0);
         }
+    }
+
+    /// Asks for one [`Handler::on_drain`] call as soon as this
+    /// connection's queued output (bytes the kernel has not taken) is at or
+    /// below its `low_water` mark ([`crate::ConnConfig::low_water`]). If
+    /// it already is (an empty queue, even if nothing was ever queued), the
+    /// call comes once the current callback has returned, in this turn,
+    /// never from inside it. One call per request: ask again there for the
+    /// next. This is how to stream a reply larger than `max_output` with
+    /// bounded memory: write a piece, ask, write the next piece in
+    /// `on_drain` (see the example on [`Handler::on_drain`]).
+    pub fn notify_writable(&mut self) {
+        if let Some(t) = self.current {
+            self.notify_writable_of(ConnId(t));
+        }
+    }
+
+    /// As [`Context::notify_writable`], for connection `id` (ignored for
+    /// a closed id).
+    pub fn notify_writable_of(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conn_mut(id.0) {
+            c.flags.insert(Flags::NOTIFY_WRITABLE);
+        }
+        self.core.check_state(id.0);
     }
 
     /// Arms a one-shot timer for this connection; its handler's `on_timer`

@@ -6,7 +6,8 @@
 //!    nearest timer (rounded up), else forever;
 //! 2. dispatch every event by its token (stale tokens are dropped);
 //! 3. serve the ready list: registrations that still have readiness the
-//!    loop has not consumed (fairness caps, resumed readers);
+//!    loop has not consumed (fairness caps, resumed readers), then the
+//!    drain list (`on_drain` owed outside the connection's own callback);
 //! 4. fire expired timers;
 //! 5. reap: connections closed during this turn are removed from the slab,
 //!    told `on_close`, and their descriptors closed, only now, so that no
@@ -27,6 +28,7 @@ use crate::token::{Registry, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,8 +161,7 @@ impl EventLoop {
         let mut entries = Registry::new();
         let waker_tok = entries.insert(Entry::Waker);
         poller.add(waker.as_fd(), waker_tok, Interest::READABLE)?;
-        let mut scratch_in = Buffer::with_max(READ_CHUNK);
-        let _ = scratch_in.writable(READ_CHUNK);
+        let scratch_in = crate::reactor::conn::shared_read_buffer();
         Ok(EventLoop {
             core: Core {
                 poller,
@@ -444,8 +445,15 @@ impl Core {
         for tok in list {
             match self.entries.get(tok) {
                 Some(Entry::Conn(_)) => {
+                    let mut redeliver = false;
                     if let Some(c) = self.conn_mut(tok) {
                         c.flags.remove(Flags::IN_READY);
+                        redeliver = c.may_redeliver();
+                        c.flags.remove(Flags::REDELIVER);
+                    }
+                    if redeliver {
+                        // Resumed with input buffered: on_data sees it again.
+                        self.deliver(tok, false);
                     }
                     self.read_ready(tok);
                 }
@@ -467,11 +475,7 @@ impl Core {
                 continue;
             };
             c.flags.remove(Flags::IN_DRAIN);
-            if c.flags.any(Flags::CLOSED | Flags::CLOSE_REQ) || !c.output.is_empty() {
-                continue;
-            }
-            if c.flags.contains(Flags::WANT_DRAIN) {
-                c.flags.remove(Flags::WANT_DRAIN);
+            if self.drain_due(tok) {
                 self.with_handler(tok, |h, ctx| h.on_drain(ctx));
             }
         }
@@ -656,6 +660,11 @@ impl Core {
         let idle_ms = idle.as_millis() as u64;
         let due = c.last_active.saturating_add(idle_ms);
         if now >= due {
+            log::debug!(
+                "{} idle for {} ms (timeout {idle:?}): closing",
+                ConnId(tok),
+                now - c.last_active
+            );
             self.finish(tok, CloseReason::IdleTimeout);
         } else {
             // Activity since the timer was armed: re-arm at the lazy deadline.
@@ -685,12 +694,32 @@ impl Core {
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
         let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
-        f(&mut *handler, &mut Context::new(self, Some(tok)));
+        // A panicking handler ends its own connection, not the loop. What
+        // the callback borrowed from the loop is restored below whichever
+        // way it returns: `in_callback`, the handler, the out-scratch (and
+        // the in-scratch, which `deliver` holds across this call).
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(&mut *handler, &mut Context::new(self, Some(tok)))
+        }));
         self.in_callback = outer;
         if let Some(conn) = self.conn_mut(tok) {
             conn.handler = Some(handler);
         }
-        self.after_callback(tok);
+        match res {
+            Ok(()) => self.after_callback(tok),
+            Err(payload) => {
+                // Its batched writes go with it; a write that was taking
+                // the scratch may have left an empty one in its place.
+                self.scratch_out.clear();
+                self.scratch_out.set_max(usize::MAX);
+                let msg = panic_message(payload.as_ref());
+                log::error!(
+                    "{} handler panicked: {msg}; connection aborted",
+                    ConnId(tok)
+                );
+                self.abort_with(tok, CloseReason::Panic(msg));
+            }
+        }
         if let Some(out) = outer_out {
             self.scratch_out = out;
         }
@@ -731,6 +760,18 @@ impl Core {
     pub(crate) fn add_loop_timer(&mut self, after: Duration, f: LoopTimerFn) -> TimerId {
         let deadline = self.clock.deadline_after(after);
         self.timers.insert(deadline, TimerTask::Loop(f))
+    }
+}
+
+/// The message of a caught panic (`&str` or `String` payloads, as
+/// `panic!` makes them).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic payload that is not a string)".to_string()
     }
 }
 
