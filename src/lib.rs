@@ -40,10 +40,12 @@
 //! calls, the only layer allowed to touch memory the compiler cannot
 //! check), [`poll`], [`timer`], [`buffer`], [`io`] (readn/writen state
 //! machines), [`net`], and the [`reactor`]: [`EventLoop`], [`Handler`],
-//! [`Context`], [`ServerConfig`].
+//! [`Context`], [`ServerConfig`]; above it the [`cluster`]: N loops on N
+//! threads.
 #![deny(missing_docs)]
 
 pub mod buffer;
+pub mod cluster;
 pub mod io;
 pub mod net;
 pub mod options;
@@ -56,7 +58,8 @@ pub mod token;
 pub use buffer::{Buffer, BufferFull};
 pub use reactor::connector;
 pub use reactor::{
-    CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, ServerConfig,
+    CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, LoopStats,
+    ServerConfig,
 };
 pub use timer::TimerId;
 pub use token::Token;

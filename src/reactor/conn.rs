@@ -188,6 +188,7 @@ impl Core {
                 entries,
                 scratch_in,
                 now,
+                stats,
                 ..
             } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
@@ -225,7 +226,8 @@ impl Core {
                 read_available(c.fd.as_fd(), &mut c.input, spill)
             };
             match outcome {
-                ReadOutcome::Data { drained, .. } => {
+                ReadOutcome::Data { n, drained } => {
+                    stats.bytes_in += n as u64;
                     c.last_active = *now;
                     if drained {
                         c.flags.remove(Flags::READABLE);
@@ -333,7 +335,10 @@ impl Core {
     /// Writes `data` to the connection now if it can, queues the rest.
     pub(crate) fn send_or_queue(&mut self, tok: Token, data: &[u8]) {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Core { entries, stats, .. } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return;
+        };
         if c.flags.contains(Flags::CLOSED) {
             return;
         }
@@ -342,6 +347,7 @@ impl Core {
             match sys::io::send(c.fd.as_fd(), data) {
                 Ok(n) => {
                     sent = n;
+                    stats.bytes_out += n as u64;
                     c.last_active = now;
                     if n < data.len() {
                         c.flags.remove(Flags::WRITABLE);
@@ -375,11 +381,15 @@ impl Core {
     /// EPOLLOUT with queued output: send as much as the socket takes.
     pub(crate) fn flush_output(&mut self, tok: Token) {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Core { entries, stats, .. } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return;
+        };
         while !c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
             let len = c.output.len();
             match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
                 Ok(n) => {
+                    stats.bytes_out += n as u64;
                     c.output.consume(n);
                     c.last_active = now;
                     if n < len {
