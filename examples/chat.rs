@@ -109,7 +109,11 @@ impl Handler for Member {
         let online = self.online.fetch_add(1, Ordering::Relaxed) + 1;
         log::info!("{}@{} joined ({online} online)", self.id, self.loop_index);
         let _ = ctx.write(
-            format!("* welcome {}@{} ({online} online)\n", self.id, self.loop_index).as_bytes(),
+            format!(
+                "* welcome {}@{} ({online} online)\n",
+                self.id, self.loop_index
+            )
+            .as_bytes(),
         );
     }
 
@@ -145,7 +149,11 @@ impl Handler for Member {
     fn on_close(&mut self, _ctx: &mut Context<'_>, reason: &CloseReason) {
         ROOM.with(|r| r.borrow_mut().members.remove(&self.id));
         let online = self.online.fetch_sub(1, Ordering::Relaxed) - 1;
-        log::info!("{}@{} left: {reason} ({online} online)", self.id, self.loop_index);
+        log::info!(
+            "{}@{} left: {reason} ({online} online)",
+            self.id,
+            self.loop_index
+        );
     }
 }
 

@@ -204,7 +204,14 @@ fn four_loops_deliver_every_line_to_every_client() {
     const LINES: usize = 100;
     let chat = Server::example(
         "chat",
-        &["--addr", "127.0.0.1:0", "--threads", "4", "--balance", "handoff"],
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+            "--balance",
+            "handoff",
+        ],
     );
     // Handoff spreads 8 clients two per loop (ids end in @LOOP).
     let clients: Vec<Client> = (0..8).map(|_| Client::join(chat.addr)).collect();

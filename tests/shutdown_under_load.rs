@@ -24,7 +24,10 @@ struct Ending {
 /// Sends `GET /` after `GET /` on one connection until an answer says
 /// `Connection: close`, which must be followed by an orderly end of
 /// stream. Reports after its first answer through `started`.
-fn keep_alive_client(addr: std::net::SocketAddr, started: mpsc::Sender<()>) -> Result<Ending, String> {
+fn keep_alive_client(
+    addr: std::net::SocketAddr,
+    started: mpsc::Sender<()>,
+) -> Result<Ending, String> {
     let s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.set_nodelay(true).unwrap();
@@ -42,7 +45,10 @@ fn keep_alive_client(addr: std::net::SocketAddr, started: mpsc::Sender<()>) -> R
                 .read_line(&mut line)
                 .map_err(|e| format!("read after {answered} answers: {e}"))?;
             if n == 0 {
-                return Err(format!("connection ended instead of answer {}", answered + 1));
+                return Err(format!(
+                    "connection ended instead of answer {}",
+                    answered + 1
+                ));
             }
             if line == "\r\n" {
                 break;
@@ -59,7 +65,10 @@ fn keep_alive_client(addr: std::net::SocketAddr, started: mpsc::Sender<()>) -> R
         if answered == 1 {
             let _ = started.send(());
         }
-        if head.iter().any(|l| l.eq_ignore_ascii_case("connection: close\r\n")) {
+        if head
+            .iter()
+            .any(|l| l.eq_ignore_ascii_case("connection: close\r\n"))
+        {
             let mut rest = Vec::new();
             return match r.read_to_end(&mut rest) {
                 Ok(0) => Ok(Ending {
@@ -95,7 +104,10 @@ fn keep_alive_clients_see_every_answer(balance: &str) {
     assert!(status.success(), "exit status {status:?}");
     let mut total = 0;
     for c in clients {
-        let end = c.join().unwrap().unwrap_or_else(|e| panic!("{balance}: {e}"));
+        let end = c
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{balance}: {e}"));
         assert!(end.last_said_close);
         total += end.answered;
     }
@@ -149,13 +161,27 @@ fn wrk_sees_no_read_error_during_a_shutdown_under_load() {
         let out = load.join().unwrap();
         let (report, stderr) = text(&out);
         eprintln!("{balance}:\n{report}{stderr}");
-        assert!(report.contains(" requests in "), "wrk did not report:\n{report}");
+        assert!(
+            report.contains(" requests in "),
+            "wrk did not report:\n{report}"
+        );
         // After the listeners closed, wrk's reconnects are refused: those
         // are connect/write errors and expected. A read error would be a
         // request we received and did not answer, or a reset.
-        assert_eq!(socket_error(&report, "read"), 0, "{balance}: read errors:\n{report}");
-        assert_eq!(socket_error(&report, "timeout"), 0, "{balance}: timeouts:\n{report}");
-        assert!(!report.contains("Non-2xx"), "{balance}: non-2xx answers:\n{report}");
+        assert_eq!(
+            socket_error(&report, "read"),
+            0,
+            "{balance}: read errors:\n{report}"
+        );
+        assert_eq!(
+            socket_error(&report, "timeout"),
+            0,
+            "{balance}: timeouts:\n{report}"
+        );
+        assert!(
+            !report.contains("Non-2xx"),
+            "{balance}: non-2xx answers:\n{report}"
+        );
     }
 }
 
