@@ -92,7 +92,15 @@ impl Core {
         let (batch, max) = match self.entries.get_mut(tok) {
             Some(Entry::Listener(l)) if !l.paused || drain => {
                 l.in_ready = false;
-                let batch = if drain { usize::MAX } else { l.accept_batch };
+                let batch = if drain {
+                    usize::MAX
+                } else if l.exclusive {
+                    // Rotate within a burst too: after this many the loop
+                    // goes behind the others, which the next arrivals wake.
+                    l.accept_batch.min(EXCLUSIVE_ROTATE as usize)
+                } else {
+                    l.accept_batch
+                };
                 (batch, l.max_conns)
             }
             _ => return 0,
