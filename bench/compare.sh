@@ -397,6 +397,7 @@ fi
 ulimit -n "$want"
 
 mkdir -p "$RESULTS_DIR"
+RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd) # nginx -p/-c need absolute paths
 RUNDIR=$RESULTS_DIR/logs
 rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR"
