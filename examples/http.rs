@@ -67,6 +67,8 @@ struct Http {
     draining: bool,
     /// Closes an idle keep-alive connection during a shutdown.
     idle_close: Option<TimerId>,
+    /// Part of a request head waits in the input buffer.
+    partial_head: bool,
     skip_body: usize,
     /// How long a request head may take to arrive in full (`None`: no
     /// limit). The idle timeout alone does not stop a client that drips a
@@ -142,6 +144,7 @@ impl Handler for Http {
             }
         }
         let partial_head = !close && self.skip_body == 0 && pos < bytes.len();
+        self.partial_head = partial_head;
         if close {
             input.clear();
             ctx.close();
@@ -153,9 +156,10 @@ impl Handler for Http {
 
     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
         self.draining = true;
-        if self.head_timer.is_some() || self.skip_body > 0 {
+        if self.partial_head || self.skip_body > 0 {
             // A request in progress: it is answered (with `Connection:
-            // close`) when it completes, or meets its head deadline.
+            // close`) when it completes, or meets its head deadline, or
+            // the end of the shutdown's grace.
             return;
         }
         // Idle keep-alive: a request may be in flight towards us; closing
@@ -170,7 +174,7 @@ impl Handler for Http {
     fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
         if self.idle_close == Some(timer) {
             self.idle_close = None;
-            if self.head_timer.is_none() && self.skip_body == 0 {
+            if !self.partial_head && self.skip_body == 0 {
                 ctx.close();
             }
             return;

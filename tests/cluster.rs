@@ -431,3 +431,25 @@ fn pinned_reuseport_serves_a_connection_on_the_loop_of_its_cpu() {
     }
     cluster.stop();
 }
+
+#[test]
+fn an_exclusive_registration_is_never_modified_only_deleted_and_added() {
+    use sockloop::poll::{Interest, Poller};
+    use sockloop::Token;
+    use std::os::fd::AsFd;
+    let listener = sockloop::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let fd: std::os::fd::OwnedFd = listener.into();
+    let poller = Poller::new(8).unwrap();
+    let tok = Token::from_u64(7);
+    poller
+        .add(fd.as_fd(), tok, Interest::EXCLUSIVE_READABLE)
+        .unwrap();
+    let err = poller
+        .modify(fd.as_fd(), tok, Interest::EXCLUSIVE_READABLE)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    poller.delete(fd.as_fd()).unwrap();
+    poller
+        .add(fd.as_fd(), tok, Interest::EXCLUSIVE_READABLE)
+        .unwrap();
+}

@@ -194,3 +194,42 @@ fn report_parsing() {
     assert_eq!(socket_error(r, "timeout"), 4);
     assert_eq!(socket_error("nothing", "read"), 0);
 }
+
+#[test]
+fn the_shutdown_grace_is_configurable() {
+    // A client holds a request head in progress, which the http handler
+    // waits for during a shutdown; the grace decides how long.
+    let mut server = Server::start(
+        "http",
+        &[
+            "--threads",
+            "2",
+            "--shutdown-grace-ms",
+            "300",
+            "--head-timeout-secs",
+            "0",
+        ],
+    );
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap(); // no blank line yet
+                                                            // The server has the partial head once it answers a complete request
+                                                            // on another connection (requests are served in arrival order per loop
+                                                            // only, so this just proves the server is up).
+    let mut probe = TcpStream::connect(server.addr).unwrap();
+    probe
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    probe.read_to_end(&mut answer).unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+    let started = Instant::now();
+    let status = server
+        .terminate(Duration::from_secs(8))
+        .expect("the server stops after its 300 ms grace, not the default 10 s");
+    assert!(status.success(), "exit status {status:?}");
+    // The held connection was closed at the end of the grace.
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    eprintln!("stopped {:?} after SIGTERM", started.elapsed());
+}

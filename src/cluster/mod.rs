@@ -208,7 +208,8 @@ impl Cluster {
     /// Pins loop K to the K-th CPU this thread may run on (modulo their
     /// number). With [`Balance::Reuseport`] and no more loops than CPUs, it
     /// also attaches the CBPF program that sends each connection to the
-    /// loop of the CPU that received it. Default off.
+    /// loop of the CPU that received it. With one loop, that loop is the
+    /// caller's thread, which stays pinned after `run`. Default off.
     pub fn pin(&mut self, on: bool) -> &mut Cluster {
         self.pin = on;
         self
