@@ -57,7 +57,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How a listener's connections are spread over the loops.
@@ -142,6 +142,46 @@ impl Control {
             Ok(mut v) => std::mem::take(&mut *v),
             Err(p) => std::mem::take(&mut *p.into_inner()),
         }
+    }
+}
+
+/// Holds every loop (and the base loop's acceptors) until all loops have
+/// built themselves and registered their listeners: a loop that accepted
+/// early could use up the descriptors another still needs to start (its
+/// epoll, its spare), which would fail that loop and with it the cluster.
+struct Gate {
+    n: usize,
+    /// (loops ready, one failed)
+    state: Mutex<(usize, bool)>,
+    cv: Condvar,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, bool)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// One loop is ready; waits for the others. False if one failed.
+    fn arrive(&self) -> bool {
+        let mut st = self.lock();
+        st.0 += 1;
+        self.cv.notify_all();
+        self.wait_on(st)
+    }
+    /// Waits for every loop. False if one failed.
+    fn wait(&self) -> bool {
+        let st = self.lock();
+        self.wait_on(st)
+    }
+    fn wait_on(&self, mut st: std::sync::MutexGuard<'_, (usize, bool)>) -> bool {
+        while st.0 < self.n && !st.1 {
+            st = self.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        !st.1 || st.0 >= self.n
+    }
+    /// A loop ended (failed to start, or later: then nobody waits).
+    fn fail(&self) {
+        self.lock().1 = true;
+        self.cv.notify_all();
     }
 }
 
@@ -362,7 +402,14 @@ impl Cluster {
             acceptors.push((acc, tok));
             inbox += 1;
         }
-        let threads = self.spawn_loops(&cpus, &loads)?;
+        let gate = Arc::new(Gate {
+            n: self.threads,
+            state: Mutex::new((0, false)),
+            cv: Condvar::new(),
+        });
+        let threads = self.spawn_loops(&cpus, &loads, &gate)?;
+        // No accepting (here or in the loops) before every loop is set up.
+        gate.wait();
         let mut stats: Vec<Option<LoopStats>> = vec![None; self.threads];
         let mut failure: Option<String> = None;
         let mut exited = 0;
@@ -473,6 +520,7 @@ impl Cluster {
         &mut self,
         cpus: &[usize],
         loads: &[Arc<AtomicU64>],
+        gate: &Arc<Gate>,
     ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
         // What each worker registers, in spec order.
         let mut per_loop: Vec<Vec<Registration>> = (0..self.threads).map(|_| Vec::new()).collect();
@@ -528,6 +576,7 @@ impl Cluster {
                 load: loads[i].clone(),
                 setup: self.setup.clone(),
                 regs,
+                gate: gate.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("sockloop-{i}"))
@@ -536,6 +585,7 @@ impl Cluster {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     // Stop the ones already running before reporting.
+                    gate.fail();
                     for h in self.loops.iter().take(i) {
                         let _ = h.post(|ctx| ctx.shutdown(Duration::ZERO));
                     }
@@ -572,6 +622,7 @@ struct Start {
     load: Arc<AtomicU64>,
     setup: Option<Setup>,
     regs: Vec<Registration>,
+    gate: Arc<Gate>,
 }
 
 /// Reports a worker's end to the base loop, also when it panics.
@@ -579,11 +630,14 @@ struct ExitGuard {
     index: usize,
     base: LoopHandle,
     control: Arc<Control>,
+    gate: Arc<Gate>,
     result: Option<Result<LoopStats, String>>,
 }
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
+        // Releases the others if this loop failed before the gate.
+        self.gate.fail();
         let res = self
             .result
             .take()
@@ -604,6 +658,7 @@ impl Start {
             index: self.index,
             base: self.base.clone(),
             control: self.control.clone(),
+            gate: self.gate.clone(),
             result: None,
         };
         let res = self.serve();
@@ -636,6 +691,10 @@ impl Start {
                     ev.add_inbox(reg.config, factory);
                 }
             }
+        }
+        if !self.gate.arrive() {
+            // Another loop could not start: the cluster is ending.
+            return Ok(ev.stats());
         }
         ev.run()?;
         Ok(ev.stats())
