@@ -29,6 +29,13 @@
 //! * Expiry: lazy (an expired key is deleted when touched) plus a sweep
 //!   every 100 ms on a loop timer, armed only while keys have a deadline.
 //!   Times are the loop's millisecond clock.
+//! * One loop, no `--threads`: the keyspace is one `Rc<RefCell<Db>>` that
+//!   only this thread touches, which is what makes every command atomic
+//!   and gives all clients one order of writes, as in Redis. Sharding it
+//!   over loops (a key's loop by hash, commands posted there) would keep
+//!   single-key commands atomic but not MSET/MGET/DEL over keys on several
+//!   loops, nor FLUSHALL/DBSIZE without a cross-loop barrier: Redis itself
+//!   runs commands on one thread (its I/O threads only read and write).
 //!
 //! Prints `listening on ADDR` on stderr once bound; logs via `RUST_LOG`;
 //! SIGINT/SIGTERM stop it gracefully.

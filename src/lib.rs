@@ -125,8 +125,9 @@
 //! The layers, bottom up (see ARCHITECTURE.md): [`sys`] (raw system
 //! calls, the only layer allowed to touch memory the compiler cannot
 //! check), [`poll`], [`timer`], [`buffer`], [`io`] (readn/writen state
-//! machines), [`net`] and [`options`], and the [`reactor`]: [`EventLoop`],
-//! [`Handler`], [`Context`], [`ServerConfig`].
+//! machines), [`net`] and [`options`], the [`reactor`]: [`EventLoop`],
+//! [`Handler`], [`Context`], [`ServerConfig`]; and above it the
+//! [`cluster`]: N loops on N threads.
 //!
 //! What a server needs is re-exported here: the loop and handler types,
 //! the socket types ([`TcpListener`], [`UdpSocket`], [`UnixStream::pair`],
@@ -138,6 +139,7 @@
 #![deny(missing_docs)]
 
 pub mod buffer;
+pub mod cluster;
 pub mod io;
 pub mod net;
 pub mod options;
@@ -158,7 +160,8 @@ pub use options::{
 };
 pub use reactor::connector;
 pub use reactor::{
-    CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, ServerConfig,
+    CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, LoopStats,
+    ServerConfig,
 };
 /// Signal numbers for [`EventLoop::shutdown_on_signals`] (from
 /// `sys::signal`, so that a server needs no `libc` and no `sys` path).

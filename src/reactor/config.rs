@@ -2,6 +2,14 @@
 
 use std::time::Duration;
 
+/// How long a graceful shutdown started by a signal lets connections
+/// finish (answer what they received, flush, exchange FINs) before the
+/// rest are closed with [`crate::CloseReason::Shutdown`]: 10 s. Change it
+/// with [`crate::EventLoop::set_shutdown_grace`] (or the cluster's
+/// `shutdown_grace`); shutdowns started from the API take their grace as an
+/// argument.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Settings of each connection (accepted or outgoing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnConfig {

@@ -213,6 +213,7 @@ impl Core {
                 entries,
                 scratch_in,
                 now,
+                stats,
                 ..
             } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
@@ -259,7 +260,8 @@ impl Core {
                 outcome
             };
             match outcome {
-                ReadOutcome::Data { drained, .. } => {
+                ReadOutcome::Data { n, drained } => {
+                    stats.bytes_in += n as u64;
                     c.last_active = *now;
                     if drained {
                         c.flags.remove(Flags::READABLE);
@@ -431,6 +433,7 @@ impl Core {
                 match res {
                     Ok(n) => {
                         sent = n;
+                        self.stats.bytes_out += n as u64;
                         c.last_active = now;
                         if n < total {
                             c.flags.remove(Flags::WRITABLE);
@@ -517,11 +520,15 @@ impl Core {
     /// EPOLLOUT with queued output: send as much as the socket takes.
     pub(crate) fn flush_output(&mut self, tok: Token) {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Core { entries, stats, .. } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return;
+        };
         while !c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
             let len = c.output.len();
             match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
                 Ok(n) => {
+                    stats.bytes_out += n as u64;
                     c.output.consume(n);
                     c.last_active = now;
                     if n < len {

@@ -253,6 +253,21 @@ pub trait Handler {
         ctx.close();
     }
 
+    /// The loop is shutting down gracefully (a signal,
+    /// [`Context::shutdown`], [`crate::LoopHandle::shutdown`], or a
+    /// cluster-wide shutdown). Called once per connection, after the bytes
+    /// the kernel had already received for it have been given to
+    /// [`Handler::on_data`] (also for connections accepted from a listen
+    /// queue while shutting down). The default closes gracefully: output
+    /// flushed, FIN, later input discarded. Override it to finish work
+    /// first (an HTTP server answers a request in progress and marks its
+    /// last response `Connection: close`, closes idle keep-alive
+    /// connections after a short grace); whatever is still open when the
+    /// shutdown's grace ends is closed with [`CloseReason::Shutdown`].
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        ctx.close();
+    }
+
     /// A timer set with [`Context::set_timer`] fired.
     fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
         let _ = (ctx, timer);
