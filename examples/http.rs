@@ -18,7 +18,13 @@
 //!   read and discarded, also when they arrive after the answer;
 //! * malformed heads: 400, head over 8 KiB: 431, `Transfer-Encoding`: 501,
 //!   an `HTTP/x.y` other than 1.0/1.1: 505; each then closes;
-//! * `Connection: close` (or HTTP/1.0) closes after the answer.
+//! * `Connection: close` (or HTTP/1.0) closes after the answer;
+//! * graceful shutdown (SIGINT/SIGTERM): requests already received are
+//!   answered; the next answer on each connection carries `Connection:
+//!   close` and the connection closes after it; a keep-alive connection
+//!   with no request in progress is closed after [`SHUTDOWN_IDLE_GRACE`]
+//!   if no request comes (a client may have one on the way).
+//! * `--threads N --balance reuseport|exclusive|handoff [--pin]`: N loops.
 //! * HTTPS with `--tls-cert PEM --tls-key PEM` (build with `--features
 //!   tls`): the same handler, ALPN `http/1.1`; a client that drops TCP
 //!   without close_notify is a normal end (every answer has its length).
@@ -52,10 +58,20 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n\
 Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n";
 
+/// How long, during a shutdown, a keep-alive connection with no request in
+/// progress stays open for one that may be on its way.
+const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// One connection's state: how many body bytes of the last request are
 /// still to be discarded, and the deadline of a request head in progress.
 #[derive(Default)]
 struct Http {
+    /// The loop is shutting down: the next answer is the last.
+    draining: bool,
+    /// Closes an idle keep-alive connection during a shutdown.
+    idle_close: Option<TimerId>,
+    /// Part of a request head waits in the input buffer.
+    partial_head: bool,
     skip_body: usize,
     /// How long a request head may take to arrive in full (`None`: no
     /// limit). The idle timeout alone does not stop a client that drips a
@@ -116,7 +132,7 @@ impl Handler for Http {
                         let _ = ctx.write(CONTINUE);
                     }
                     self.skip_body = req.content_length;
-                    let keep_alive = req.keep_alive();
+                    let keep_alive = req.keep_alive() && !self.draining;
                     if respond(ctx, &req, keep_alive).is_err() || !keep_alive {
                         close = true;
                         break;
@@ -131,6 +147,7 @@ impl Handler for Http {
             }
         }
         let partial_head = !close && self.skip_body == 0 && pos < bytes.len();
+        self.partial_head = partial_head;
         if close {
             input.clear();
             ctx.close();
@@ -140,7 +157,31 @@ impl Handler for Http {
         self.track_head(ctx, partial_head, completed_one);
     }
 
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        self.draining = true;
+        if self.partial_head || self.skip_body > 0 {
+            // A request in progress: it is answered (with `Connection:
+            // close`) when it completes, or meets its head deadline, or
+            // the end of the shutdown's grace.
+            return;
+        }
+        // Idle keep-alive: a request may be in flight towards us; closing
+        // now would make the client see the connection end instead of an
+        // answer.
+        match ctx.set_timer(SHUTDOWN_IDLE_GRACE) {
+            Ok(t) => self.idle_close = Some(t),
+            Err(_) => ctx.close(),
+        }
+    }
+
     fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
+        if self.idle_close == Some(timer) {
+            self.idle_close = None;
+            if !self.partial_head && self.skip_body == 0 {
+                ctx.close();
+            }
+            return;
+        }
         if self.head_timer == Some(timer) {
             self.head_timer = None;
             log::debug!("request head not complete in time: 408");
@@ -198,7 +239,7 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
 }
 
 fn main() {
-    let cli = cli::Cli::parse(
+    let cli = cli::Cli::parse_cluster(
         "http",
         "http [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] \
          [--head-timeout-secs N (0: never)] [--tls-cert PEM --tls-key PEM]",
@@ -237,11 +278,12 @@ fn main() {
         0 => None,
         n => Some(std::time::Duration::from_secs(n)),
     };
-    cli::serve(
+    cli::serve_cluster(
+        &cli,
         "http",
         addr,
         config,
         |_| {},
-        move |_| Box::new(Http::new(head_timeout)),
+        move |_loop| move |_| Box::new(Http::new(head_timeout)) as Box<dyn Handler>,
     )
 }

@@ -81,6 +81,7 @@ fn close_other(ctx: &mut Context<'_>, other: ConnId, reason: &CloseReason) {
         | CloseReason::OutputLimit
         // A stream cut without close_notify must not look complete.
         | CloseReason::TlsTruncated
+        | CloseReason::Panic(_)
         | CloseReason::Error(_) => ctx.abort_conn(other),
     }
 }
@@ -221,7 +222,7 @@ impl Handler for Upstream {
 }
 
 fn main() {
-    let cli = cli::Cli::parse(
+    let cli = cli::Cli::parse_cluster(
         "proxy",
         "proxy [--listen HOST:PORT] [--upstream HOST:PORT] [--connect-timeout-ms N] \
          [--idle-timeout-secs N (0: never)] [--max-conns N] \
@@ -258,20 +259,25 @@ fn main() {
     // also keeps every output far below max_output.
     config.conn.high_water = usize::MAX;
     let upstream_config = config.conn.clone();
-    cli::serve(
+    cli::serve_cluster(
+        &cli,
         "proxy",
         listen,
         config,
         // Outgoing (upstream) connections use the loop's default config.
-        move |ev| ev.set_conn_config(upstream_config),
-        move |_| {
-            Box::new(Client {
-                upstream_addr,
-                connect_timeout,
-                upstream: None,
-                #[cfg(feature = "tls")]
-                upstream_tls: upstream_tls.clone(),
-            })
+        move |ev| ev.set_conn_config(upstream_config.clone()),
+        move |_loop| {
+            #[cfg(feature = "tls")]
+            let upstream_tls = upstream_tls.clone();
+            move |_| {
+                Box::new(Client {
+                    upstream_addr,
+                    connect_timeout,
+                    upstream: None,
+                    #[cfg(feature = "tls")]
+                    upstream_tls: upstream_tls.clone(),
+                }) as Box<dyn Handler>
+            }
         },
     )
 }

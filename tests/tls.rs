@@ -497,6 +497,13 @@ fn connect_tls_verifies_the_server() {
         );
         if ok {
             assert_eq!(r, ["open alpn=Some(Ok(\"echo/1\"))", "echoed", "Local"]);
+            // The loop's counters count plaintext, as for plain TCP.
+            let stats = ev.stats();
+            // In: the echo's greeting, then our 16 bytes back.
+            let greeting = "hello tls=true alpn=Some(\"echo/1\") sni=Some(\"localhost\") \
+                            version=Some(TLSv1_3)\n";
+            let want_in = (greeting.len() + 16) as u64;
+            assert_eq!((stats.bytes_in, stats.bytes_out), (want_in, 16), "{stats}");
         } else {
             assert_eq!(r.len(), 1, "{r:?}");
             assert!(

@@ -61,6 +61,12 @@ impl Flags {
     pub(crate) const WANT_DRAIN: Flags = Flags(1 << 12);
     /// On the drain list.
     pub(crate) const IN_DRAIN: Flags = Flags(1 << 13);
+    /// The handler asked for `on_drain` once output is at or below the
+    /// low-water mark (`Context::notify_writable`).
+    pub(crate) const NOTIFY_WRITABLE: Flags = Flags(1 << 14);
+    /// Resumed from a user pause with input buffered: deliver it again on
+    /// the ready-list pass even if no new byte arrives.
+    pub(crate) const REDELIVER: Flags = Flags(1 << 15);
 
     #[inline]
     pub(crate) fn contains(self, f: Flags) -> bool {
@@ -140,6 +146,19 @@ impl Conn {
         self.output.len()
     }
 
+    /// Buffered input is owed a new delivery and nothing stops it.
+    pub(crate) fn may_redeliver(&self) -> bool {
+        self.flags.contains(Flags::REDELIVER)
+            && !self.input.is_empty()
+            && !self.flags.any(
+                Flags::USER_PAUSED
+                    | Flags::HW_PAUSED
+                    | Flags::CLOSED
+                    | Flags::CLOSE_REQ
+                    | Flags::CONNECTING,
+            )
+    }
+
     fn may_read(&self) -> bool {
         self.flags.contains(Flags::READABLE)
             && !self
@@ -213,6 +232,7 @@ impl Core {
                 entries,
                 scratch_in,
                 now,
+                stats,
                 ..
             } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
@@ -263,7 +283,8 @@ impl Core {
                 outcome
             };
             match outcome {
-                ReadOutcome::Data { drained, .. } => {
+                ReadOutcome::Data { n, drained } => {
+                    stats.bytes_in += n as u64;
                     c.last_active = *now;
                     if drained {
                         c.flags.remove(Flags::READABLE);
@@ -315,7 +336,7 @@ impl Core {
 
     pub(crate) fn push_ready(&mut self, tok: Token) {
         if let Some(c) = self.conn_mut(tok) {
-            if c.may_read() && !c.flags.contains(Flags::IN_READY) {
+            if (c.may_read() || c.may_redeliver()) && !c.flags.contains(Flags::IN_READY) {
                 c.flags.insert(Flags::IN_READY);
                 self.ready.push(tok);
             }
@@ -324,12 +345,15 @@ impl Core {
 
     /// Hands the input to the handler. Bytes it leaves unconsumed move
     /// into (or stay in) the connection's own buffer.
-    fn deliver(&mut self, tok: Token, from_scratch: bool) {
+    pub(crate) fn deliver(&mut self, tok: Token, from_scratch: bool) {
         let mut input = if from_scratch {
             std::mem::take(&mut self.scratch_in)
         } else {
             match self.conn_mut(tok) {
-                Some(c) => std::mem::take(&mut c.input),
+                Some(c) => {
+                    c.flags.remove(Flags::REDELIVER); // delivered now
+                    std::mem::take(&mut c.input)
+                }
                 None => return,
             }
         };
@@ -344,6 +368,12 @@ impl Core {
                 }
             };
             input.clear();
+            if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
+                // The handler replaced or resized the buffer it was lent
+                // (`mem::take(input)`, say): the next read must still get
+                // the whole chunk, never a 0-byte read that looks like EOF.
+                input = shared_read_buffer();
+            }
             self.scratch_in = input;
             if leftover.is_err() {
                 self.abort_with(tok, CloseReason::InputLimit);
@@ -430,6 +460,7 @@ impl Core {
                 match res {
                     Ok(n) => {
                         sent = n;
+                        self.stats.bytes_out += n as u64;
                         c.last_active = now;
                         if n < total {
                             c.flags.remove(Flags::WRITABLE);
@@ -516,11 +547,15 @@ impl Core {
     /// EPOLLOUT with queued output: send as much as the socket takes.
     pub(crate) fn flush_output(&mut self, tok: Token) {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Core { entries, stats, .. } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return;
+        };
         while !c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
             let len = c.output.len();
             match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
                 Ok(n) => {
+                    stats.bytes_out += n as u64;
                     c.output.consume(n);
                     c.last_active = now;
                     if n < len {
@@ -540,16 +575,40 @@ impl Core {
             if resumed {
                 self.push_ready(tok);
             }
-            let Some(c) = self.conn_mut(tok) else { return };
-            if c.flags.contains(Flags::WANT_DRAIN) {
-                c.flags.remove(Flags::WANT_DRAIN);
-                if !c.flags.any(Flags::CLOSE_REQ | Flags::CLOSED) {
-                    self.with_handler(tok, |h, ctx| h.on_drain(ctx));
-                    return;
-                }
-            }
+        }
+        if self.drain_due(tok) {
+            self.with_handler(tok, |h, ctx| h.on_drain(ctx));
+            return;
         }
         self.check_state(tok);
+    }
+
+    /// Whether `on_drain` is owed now: output queued earlier has drained
+    /// (`WANT_DRAIN`), or the handler asked for it and the queue is at or
+    /// below the low-water mark (`NOTIFY_WRITABLE`). Clears both requests
+    /// when it is (one call answers both); closing connections get none.
+    pub(crate) fn drain_due(&mut self, tok: Token) -> bool {
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return false;
+        };
+        if !c.flags.any(Flags::WANT_DRAIN | Flags::NOTIFY_WRITABLE) {
+            return false;
+        }
+        if c.flags.contains(Flags::CONNECTING) {
+            return false; // asked again once connected and flushed
+        }
+        if c.flags.any(Flags::CLOSE_REQ | Flags::CLOSED) {
+            c.flags.remove(Flags::WANT_DRAIN);
+            return false;
+        }
+        let queued = c.output.len();
+        let due = (c.flags.contains(Flags::WANT_DRAIN) && queued == 0)
+            || (c.flags.contains(Flags::NOTIFY_WRITABLE)
+                && queued <= self.profiles[c.profile as usize].config.low_water);
+        if due {
+            c.flags.remove(Flags::WANT_DRAIN | Flags::NOTIFY_WRITABLE);
+        }
+        due
     }
 
     /// Applies backpressure and carries out requested half-closes and
@@ -564,6 +623,16 @@ impl Core {
         if c.flags.contains(Flags::CLOSED) {
             return;
         }
+        if c.flags.contains(Flags::NOTIFY_WRITABLE)
+            && c.output.len() <= self.profiles[c.profile as usize].config.low_water
+        {
+            // Asked for and already true: on_drain from the drain list, not
+            // from inside whatever callback just returned.
+            self.push_drain(tok);
+        }
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return;
+        };
         if !c.output.is_empty() {
             if c.output.len() > self.profiles[c.profile as usize].config.high_water {
                 c.flags.insert(Flags::HW_PAUSED);
@@ -738,6 +807,13 @@ impl Core {
         }
         res
     }
+}
+
+/// The loop's shared read buffer: `READ_CHUNK` bytes, allocated once.
+pub(crate) fn shared_read_buffer() -> Buffer {
+    let mut b = Buffer::with_max(READ_CHUNK);
+    let _ = b.writable(READ_CHUNK);
+    b
 }
 
 fn closing_error() -> io::Error {

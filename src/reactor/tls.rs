@@ -253,6 +253,9 @@ impl Core {
         if !data.is_empty() {
             t.session.write(data)?;
         }
+        // Plaintext, as the handler wrote it (encrypted and on its way:
+        // what the socket does not take is queued as TLS bytes).
+        self.stats.bytes_out += (head.len() + data.len()) as u64;
         self.tls_flush(tok)
     }
 
@@ -347,9 +350,13 @@ impl Core {
                 if !t.early.is_empty() {
                     // What was written before: first out, in order.
                     let _ = t.session.write(t.early.as_slice());
+                    self.stats.bytes_out += t.early.len() as u64;
                     t.early = Buffer::with_max(usize::MAX);
                     early = true;
                 }
+            }
+            if let TlsRead::Data { n, .. } = res {
+                self.stats.bytes_in += n as u64; // plaintext, as the handler sees it
             }
             // Handshake replies, tickets, key updates, alerts: out now.
             if self.tls_flush(tok).is_err() {

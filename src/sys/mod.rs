@@ -91,6 +91,7 @@ macro_rules! syscall_retry {
 
 pub mod addr;
 pub mod caps;
+pub mod cpu;
 pub mod epoll;
 pub mod errno;
 pub mod eventfd;
