@@ -447,3 +447,45 @@ fn bad_certificate_and_key_files_exit_2_with_a_clear_error() {
         assert!(!stderr.contains("listening on"), "{stderr}");
     }
 }
+
+/// TLS on a cluster: every balance mode (connections accepted by each
+/// loop, or handed from one to another) serves https.
+#[test]
+fn https_on_two_loops_in_every_balance_mode() {
+    let Some(curl) = client("curl") else { return };
+    let pki = TestPki::new("cluster");
+    for mode in ["reuseport", "exclusive", "handoff"] {
+        let server = Server::start(
+            "http",
+            &[
+                "--threads",
+                "2",
+                "--balance",
+                mode,
+                "--tls-cert",
+                arg(&pki.cert),
+                "--tls-key",
+                arg(&pki.key),
+            ],
+        );
+        let resolve = format!("localhost:{}:127.0.0.1", server.port());
+        let url = format!("https://localhost:{}/", server.port());
+        for _ in 0..4 {
+            // A new connection each time (one curl each): they land on
+            // both loops.
+            let args = [
+                "-sS",
+                "--max-time",
+                "10",
+                "--cacert",
+                arg(&pki.ca),
+                "--resolve",
+                &resolve,
+                &url,
+            ];
+            let out = run(30, &curl, &args);
+            let (stdout, stderr) = text(&out);
+            assert_eq!(stdout, "Hello, World!", "{mode}: {stderr}");
+        }
+    }
+}
