@@ -266,6 +266,8 @@ SUITE_TITLES = {
     "echo": "Echo (client: sockloop loadgen)",
     "http": "HTTP/1.1 \"Hello, World!\" (client: wrk -t1)",
     "resp": "RESP / Redis protocol (client: redis-benchmark -c 50)",
+    "tls": "TLS 1.3 https \"Hello, World!\" (client: wrk -t1; Connection: close = one full handshake per request)",
+    "tlsresume": "TLS 1.3 resumed handshakes, one request each (client: openssl s_time -reuse)",
 }
 
 

@@ -14,11 +14,12 @@
 # each --balance mode, tokio's multi-threaded runtime with 2 workers, the C
 # epoll loop on 2 threads with SO_REUSEPORT, nginx with 2 workers.
 #
-# Usage: bench/compare.sh [--smoke] [--suites echo,http,resp,echo2,http2,syscalls,rss]
+# Usage: bench/compare.sh [--smoke] [--suites echo,http,resp,echo2,http2,syscalls,rss,tls,tlsresume]
 #                         [--rounds N] [--build] [--require-all]
 #   --smoke        ~1 s per scenario, 1 round, results in bench/results/smoke/
-#   --suites LIST  comma-separated subset (default: all)
-#   --build        build sockloop's examples and the peers first (cargo -j$JOBS)
+#   --suites LIST  comma-separated subset (default: all but the TLS suites)
+#   --build        build sockloop's examples (with --features tls) and the
+#                  peers first (cargo -j$JOBS)
 #   --require-all  a missing server binary is an error, not a loud skip
 # Environment (defaults in brackets): ROUNDS [3], SECS [5] seconds per timed
 # run, WARMUP [1] (loadgen), RESP_N [150000] / RESP_N_PIPE [1500000] requests
@@ -31,6 +32,14 @@
 # wrk and nginx (http), redis-benchmark and redis-server (resp), perf or
 # strace (syscalls). bench/install-deps.sh installs them from Debian's
 # packages. A missing server or client is skipped with a loud message.
+#
+# TLS suites (tls, tlsresume; not in the default list): sockloop's http
+# example with --features tls against nginx with TLS, the same ECDSA P-256
+# certificate (made here with openssl), TLS 1.3, one core each, session
+# resumption on for both. tls: wrk over https, keep-alive (-c50) and one
+# request per connection (Connection: close: a full handshake each, wrk
+# does not resume). tlsresume: `openssl s_time -reuse` (resumed handshakes,
+# one request each). Needs openssl and curl too.
 #
 # To add a server: one line in the *_SERVERS table of its suite. To add a
 # workload: one line in SCENARIOS. Everything talks to 127.0.0.1 only.
@@ -46,6 +55,7 @@ SMOKE=0
 BUILD=0
 REQUIRE_ALL=0
 SUITES=${SUITES:-echo,http,resp,echo2,http2,syscalls,rss}
+# (tls and tlsresume run only when asked for: they need --features tls.)
 ARGS_TEXT="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -126,6 +136,10 @@ HTTP2_SERVERS=(
     "c-epoll-2t|$(q "$PEERS/c-http") --addr {ADDR} --threads 2"
     "nginx-2w|nginx -p {TMP} -e {TMP}/error.log -c {TMP}/nginx2.conf"
 )
+TLS_SERVERS=(
+    "sockloop|$(q "$EX/http") --addr {ADDR} --tls-cert {TMP}/cert.pem --tls-key {TMP}/key.pem"
+    "nginx|nginx -p {TMP} -e {TMP}/error.log -c {TMP}/nginx-tls.conf"
+)
 RESP_SERVERS=(
     "sockloop|$(q "$EX/resp") --addr {ADDR}"
     "mio|$(q "$PEERS/mio-resp") --addr {ADDR}"
@@ -150,6 +164,9 @@ SCENARIOS=(
     "http2|mc-http-c50|-c50"
     "http2|mc-http-c256|-c256"
     "http2|mc-http-c50-pipe16|-c50 -s {BENCH}/pipeline.lua -- 16"
+    "tls|tls-keepalive-c50|-c50"
+    "tls|tls-handshake-c50|-c50 -H 'Connection: close'"
+    "tlsresume|tls-resumed-handshake|-reuse"
     "resp|resp-ping-P1|-t ping_mbulk -n {N} -P 1"
     "resp|resp-set-P1|-t set -n {N} -P 1"
     "resp|resp-get-P1|-t get -n {N} -P 1"
@@ -181,6 +198,7 @@ servers_of() { # suite -> name of the table array
         resp) echo RESP_SERVERS ;;
         echo2) echo ECHO2_SERVERS ;;
         http2) echo HTTP2_SERVERS ;;
+        tls|tlsresume) echo TLS_SERVERS ;;
         *) echo "unknown suite $1" >&2; exit 2 ;;
     esac
 }
@@ -243,6 +261,8 @@ start_server() { # name command-template port tmpdir logfile -> sets SPID
     local name=$1 tmpl=$2 port=$3 tmp=$4 logf=$5 cmd i
     sed -e "s|@PORT@|$port|g" -e "s|@TMP@|$tmp|g" "$BENCH/nginx.conf" >"$tmp/nginx.conf"
     sed -e 's/^worker_processes 1;/worker_processes 2;/' "$tmp/nginx.conf" >"$tmp/nginx2.conf"
+    sed -e "s|@PORT@|$port|g" -e "s|@TMP@|$tmp|g" "$BENCH/nginx-tls.conf" >"$tmp/nginx-tls.conf"
+    if [ -n "${PKI:-}" ]; then cp "$PKI/cert.pem" "$PKI/key.pem" "$tmp/"; fi
     cmd=$(fill "$tmpl" "$port" "$tmp")
     echo "+ taskset -c $SCPU $cmd" >"$logf"
     ( eval "exec taskset -c $SCPU $cmd" ) >>"$logf" 2>&1 &
@@ -290,7 +310,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 check_server() { # suite port logfile -> 0 if the server answers correctly
-    timeout 10 $LIB check "${1%2}" "$2" 2>>"$3"
+    case "$1" in
+        tls|tlsresume) # verified against the CA, TLS 1.3, the expected body
+            [ "$(curl -sS --max-time 10 --tlsv1.3 --cacert "$PKI/ca.pem" \
+                --resolve "localhost:$2:127.0.0.1" "https://localhost:$2/" 2>>"$3")" = "Hello, World!" ] ;;
+        *) timeout 10 $LIB check "${1%2}" "$2" 2>>"$3" ;;
+    esac
 }
 
 # Clients: client_SUITE port server-pids args outfile; the output is parsed
@@ -329,6 +354,18 @@ parse_http() { $LIB parse-wrk "$1"; }
 client_resp() {
     eval "taskset -c $CLIENT_CPU redis-benchmark -h 127.0.0.1 -p $1 -c 50 -q --csv $3" >"$4" 2>&1
 }
+client_tls() {
+    eval "taskset -c $CLIENT_CPU wrk -t1 -d${SECS}s --latency $3 https://127.0.0.1:$1/" >"$4" 2>&1
+}
+parse_tls() { $LIB parse-wrk "$1"; }
+client_tlsresume() { # openssl s_time: a (resumed, with -reuse) handshake + GET / per connection
+    taskset -c "$CLIENT_CPU" openssl s_time -connect "127.0.0.1:$1" -www / -time "$SECS" \
+        -CAfile "$PKI/ca.pem" $3 >"$4" 2>&1
+}
+parse_tlsresume() { # "N connections in T real seconds" -> requests rps - - - errors -
+    awk '/connections in [0-9.]+ real seconds/ {n=$1; t=$4}
+         END {if (n > 0 && t > 0) printf "%d %.1f - - - 0 -\n", n, n/t; else exit 1}' "$1"
+}
 parse_resp() { local n; n=$(sed -n 's/.*-n \([0-9]*\).*/\1/p' <<<"$2"); $LIB parse-redis "$1" "$n"; }
 # wrk wants the URL before "-- script args"
 first_args() { printf '%s' "${1%% -- *}"; }
@@ -349,6 +386,8 @@ client_available() { # suite -> 0 if its client exists
         echo|echo2) [ -x "$LOADGEN" ] ;;
         http|http2) command -v wrk >/dev/null ;;
         resp) command -v redis-benchmark >/dev/null ;;
+        tls) command -v wrk >/dev/null && command -v curl >/dev/null && [ -n "${PKI:-}" ] ;;
+        tlsresume) command -v openssl >/dev/null && command -v curl >/dev/null && [ -n "${PKI:-}" ] ;;
     esac
 }
 client_name() {
@@ -356,6 +395,8 @@ client_name() {
         echo|echo2) echo "loadgen ($LOADGEN)" ;;
         http|http2) echo wrk ;;
         resp) echo redis-benchmark ;;
+        tls) echo "wrk, curl and openssl" ;;
+        tlsresume) echo "openssl (s_time) and curl" ;;
     esac
 }
 
@@ -366,7 +407,7 @@ done
 
 if [ "$BUILD" = 1 ]; then
     log "building sockloop examples (cargo -j$JOBS)"
-    (cd "$ROOT" && cargo build --release --examples -j"$JOBS")
+    (cd "$ROOT" && cargo build --release --examples --features tls -j"$JOBS")
 fi
 build_peers() {
     log "building comparison peers in $PEERS_DIR (cargo -j$JOBS, gcc)"
@@ -401,6 +442,26 @@ RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd) # nginx -p/-c need absolute paths
 RUNDIR=$RESULTS_DIR/logs
 rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR"
+
+# TLS suites: one ECDSA P-256 CA and leaf (localhost, 127.0.0.1) for every
+# server of the run.
+PKI=""
+if has_suite tls || has_suite tlsresume; then
+    if command -v openssl >/dev/null; then
+        PKI=$RUNDIR/pki
+        mkdir -p "$PKI"
+        (
+            cd "$PKI"
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+                -keyout ca.key -out ca.pem -subj /CN=bench-ca
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -keyout key.pem -out leaf.csr -subj /CN=localhost
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >leaf.ext
+            openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+                -extfile leaf.ext -out cert.pem
+        ) >"$RUNDIR/pki.log" 2>&1 || { log "openssl could not make the test certificate"; PKI=""; }
+    fi
+fi
 RAW=$RESULTS_DIR/raw.csv
 SYSCSV=$RESULTS_DIR/syscalls.csv
 RSSCSV=$RESULTS_DIR/rss.csv
@@ -449,6 +510,9 @@ read_rev() { # the checked-out commit, read from .git without running git
     echo "client_cpu=$CLIENT_CPU"
     echo "baseline=$BASELINE"
     echo "smoke=$SMOKE"
+    if [ -n "$PKI" ]; then
+        echo "tls=ECDSA P-256 certificate (openssl req), TLS 1.3, session cache and tickets on for both; $(openssl version)"
+    fi
 } >"$RESULTS_DIR/meta.txt"
 
 # --------------------------------------------------------------- timed runs

@@ -7,6 +7,8 @@
 //! ```
 //! `--threads N` runs N loops on N threads (`sockloop-0`..), spreading
 //! connections by `--balance`; `--pin` pins loop K to the K-th CPU.
+//! `--tls-cert PEM --tls-key PEM` (build with `--features tls`) serves
+//! TLS: the same handler echoes the decrypted bytes, encrypted.
 //! `--nofile N` lowers the soft RLIMIT_NOFILE to N after the loop is
 //! created (the reliability tests use it to exhaust descriptors).
 //! Prints `listening on ADDR` on stderr once bound; logs via `RUST_LOG`;
@@ -32,11 +34,31 @@ impl Handler for Echo {
 fn main() {
     let cli = cli::Cli::parse_cluster(
         "echo",
-        "echo [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] [--nofile N]",
-        &["--addr", "--idle-timeout-secs", "--max-conns", "--nofile"],
+        "echo [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] [--nofile N] \
+         [--tls-cert PEM --tls-key PEM]",
+        &[
+            "--addr",
+            "--idle-timeout-secs",
+            "--max-conns",
+            "--nofile",
+            cli::TLS_SERVER_FLAGS[0],
+            cli::TLS_SERVER_FLAGS[1],
+        ],
     );
     let addr = cli.addr("--addr", "127.0.0.1:7000");
-    let config = cli.server_config(60, 100_000);
+    #[allow(unused_mut)]
+    let mut config = cli.server_config(60, 100_000);
+    // TLS (feature `tls`): loaded before the port is bound, so that a bad
+    // file exits 2 with its error.
+    #[cfg(feature = "tls")]
+    {
+        config.tls = cli::tls_server("echo", cli.value("--tls-cert"), cli.value("--tls-key"), &[]);
+    }
+    #[cfg(not(feature = "tls"))]
+    cli::no_tls(
+        "echo",
+        cli.value("--tls-cert").is_some() || cli.value("--tls-key").is_some(),
+    );
     let nofile = match cli.get("--nofile", 0u64) {
         0 => None,
         n => Some(n),

@@ -25,6 +25,9 @@
 //!   with no request in progress is closed after [`SHUTDOWN_IDLE_GRACE`]
 //!   if no request comes (a client may have one on the way).
 //! * `--threads N --balance reuseport|exclusive|handoff [--pin]`: N loops.
+//! * HTTPS with `--tls-cert PEM --tls-key PEM` (build with `--features
+//!   tls`): the same handler, ALPN `http/1.1`; a client that drops TCP
+//!   without close_notify is a normal end (every answer has its length).
 //!
 //! Parsing happens in place in the connection's input buffer (see
 //! `http/parser.rs`, a std-only module also used by tests and fuzzing):
@@ -239,16 +242,38 @@ fn main() {
     let cli = cli::Cli::parse_cluster(
         "http",
         "http [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] \
-         [--head-timeout-secs N (0: never)]",
+         [--head-timeout-secs N (0: never)] [--tls-cert PEM --tls-key PEM]",
         &[
             "--addr",
             "--idle-timeout-secs",
             "--max-conns",
             "--head-timeout-secs",
+            cli::TLS_SERVER_FLAGS[0],
+            cli::TLS_SERVER_FLAGS[1],
         ],
     );
     let addr = cli.addr("--addr", "127.0.0.1:8080");
-    let config = cli.server_config(60, 100_000);
+    #[allow(unused_mut)]
+    let mut config = cli.server_config(60, 100_000);
+    // HTTPS with --tls-cert/--tls-key (feature `tls`), ALPN http/1.1.
+    #[cfg(feature = "tls")]
+    {
+        config.tls = cli::tls_server(
+            "http",
+            cli.value("--tls-cert"),
+            cli.value("--tls-key"),
+            &[b"http/1.1"],
+        );
+        if let Some(tls) = config.tls.as_mut() {
+            // Every answer carries Content-Length: a cut stream is seen.
+            tls.allow_truncation = true;
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    cli::no_tls(
+        "http",
+        cli.value("--tls-cert").is_some() || cli.value("--tls-key").is_some(),
+    );
     let head_timeout = match cli.get("--head-timeout-secs", 10u64) {
         0 => None,
         n => Some(std::time::Duration::from_secs(n)),

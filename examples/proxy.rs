@@ -21,6 +21,10 @@
 //!   keeps flowing. A connection is closed when both directions are done.
 //! * A refused or timed-out upstream closes the client (with a log line); a
 //!   reset on either side aborts (RST) the other.
+//! * `--upstream-tls SERVER_NAME [--ca PEM]` (build with `--features tls`):
+//!   the upstream connection is TLS, its certificate verified for
+//!   SERVER_NAME against the CAs of `--ca` (default: the system bundle).
+//!   A failed handshake closes the client like a failed connect.
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -66,12 +70,17 @@ fn close_other(ctx: &mut Context<'_>, other: ConnId, reason: &CloseReason) {
         | CloseReason::IdleTimeout
         | CloseReason::Shutdown
         | CloseReason::ConnectTimeout
-        | CloseReason::ConnectFailed(_) => ctx.close_conn(other),
+        | CloseReason::ConnectFailed(_)
+        // A TLS upstream whose handshake failed is a failed connect.
+        | CloseReason::Tls(_)
+        | CloseReason::TlsHandshakeTimeout => ctx.close_conn(other),
         CloseReason::Aborted
         | CloseReason::Reset
         | CloseReason::BrokenPipe
         | CloseReason::InputLimit
         | CloseReason::OutputLimit
+        // A stream cut without close_notify must not look complete.
+        | CloseReason::TlsTruncated
         | CloseReason::Panic(_)
         | CloseReason::Error(_) => ctx.abort_conn(other),
     }
@@ -82,7 +91,16 @@ struct Client {
     upstream_addr: SocketAddr,
     connect_timeout: Duration,
     upstream: Option<ConnId>,
+    /// `--upstream-tls NAME`: the upstream speaks TLS, verified for NAME.
+    #[cfg(feature = "tls")]
+    upstream_tls: Option<UpstreamTls>,
 }
+
+#[cfg(feature = "tls")]
+type UpstreamTls = (
+    std::sync::Arc<sockloop::tls::rustls::ClientConfig>,
+    sockloop::tls::rustls::pki_types::ServerName<'static>,
+);
 
 impl Handler for Client {
     fn on_open(&mut self, ctx: &mut Context<'_>) {
@@ -91,7 +109,21 @@ impl Handler for Client {
             client: me,
             addr: self.upstream_addr,
         });
-        match ctx.connect(self.upstream_addr, Some(self.connect_timeout), handler) {
+        let timeout = Some(self.connect_timeout);
+        #[cfg(feature = "tls")]
+        let connected = match &self.upstream_tls {
+            Some((config, name)) => ctx.connect_tls(
+                self.upstream_addr,
+                timeout,
+                config.clone(),
+                name.clone(),
+                handler,
+            ),
+            None => ctx.connect(self.upstream_addr, timeout, handler),
+        };
+        #[cfg(not(feature = "tls"))]
+        let connected = ctx.connect(self.upstream_addr, timeout, handler);
+        match connected {
             Ok(up) => {
                 log::debug!(
                     "{me}: connecting to upstream {} as {up}",
@@ -174,7 +206,10 @@ impl Handler for Upstream {
     fn on_close(&mut self, ctx: &mut Context<'_>, reason: &CloseReason) {
         if matches!(
             reason,
-            CloseReason::ConnectFailed(_) | CloseReason::ConnectTimeout
+            CloseReason::ConnectFailed(_)
+                | CloseReason::ConnectTimeout
+                | CloseReason::Tls(_)
+                | CloseReason::TlsHandshakeTimeout
         ) {
             log::warn!(
                 "{}: upstream {}: {reason}; closing the client",
@@ -190,14 +225,26 @@ fn main() {
     let cli = cli::Cli::parse_cluster(
         "proxy",
         "proxy [--listen HOST:PORT] [--upstream HOST:PORT] [--connect-timeout-ms N] \
-         [--idle-timeout-secs N (0: never)] [--max-conns N]",
+         [--idle-timeout-secs N (0: never)] [--max-conns N] \
+         [--upstream-tls SERVER_NAME [--ca PEM]]",
         &[
             "--listen",
             "--upstream",
             "--connect-timeout-ms",
             "--idle-timeout-secs",
             "--max-conns",
+            cli::TLS_CLIENT_FLAGS[0],
+            cli::TLS_CLIENT_FLAGS[1],
         ],
+    );
+    // TLS to the upstream (feature `tls`): verified for SERVER_NAME against
+    // --ca (default: the system's CA bundle).
+    #[cfg(feature = "tls")]
+    let upstream_tls = cli::tls_client("proxy", cli.value("--upstream-tls"), cli.value("--ca"));
+    #[cfg(not(feature = "tls"))]
+    cli::no_tls(
+        "proxy",
+        cli.value("--upstream-tls").is_some() || cli.value("--ca").is_some(),
     );
     let listen = cli.addr("--listen", "127.0.0.1:7001");
     let upstream_addr = cli.addr("--upstream", "127.0.0.1:7000");
@@ -220,11 +267,15 @@ fn main() {
         // Outgoing (upstream) connections use the loop's default config.
         move |ev| ev.set_conn_config(upstream_config.clone()),
         move |_loop| {
+            #[cfg(feature = "tls")]
+            let upstream_tls = upstream_tls.clone();
             move |_| {
                 Box::new(Client {
                     upstream_addr,
                     connect_timeout,
                     upstream: None,
+                    #[cfg(feature = "tls")]
+                    upstream_tls: upstream_tls.clone(),
                 }) as Box<dyn Handler>
             }
         },

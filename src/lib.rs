@@ -147,6 +147,8 @@ pub mod poll;
 pub mod reactor;
 pub mod sys;
 pub mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod token;
 
 // The public face: what a server author needs, re-exported here. `sys`
@@ -159,6 +161,8 @@ pub use options::{
     Credentials, Keepalive, Linger, OutOfBand, SockFilter, SocketOptions, SocketType,
 };
 pub use reactor::connector;
+#[cfg(feature = "tls")]
+pub use reactor::TlsConfig;
 pub use reactor::{
     CloseReason, ConnConfig, ConnId, Context, EventLoop, Handler, LoopHandle, LoopStats,
     ServerConfig,

@@ -236,3 +236,85 @@ where
         }
     }
 }
+
+// ---- TLS (feature `tls`): --tls-cert/--tls-key for servers, --upstream-tls
+// ---- and --ca for clients. Bad files print the error and exit 2.
+
+/// The TLS flags a server example accepts.
+pub const TLS_SERVER_FLAGS: [&str; 2] = ["--tls-cert", "--tls-key"];
+/// The TLS flags a client (proxy upstream) accepts.
+pub const TLS_CLIENT_FLAGS: [&str; 2] = ["--upstream-tls", "--ca"];
+
+/// What `--tls-cert PEM --tls-key PEM` asked for, loaded: `None` when
+/// neither is given. Exits 2 with a clear message when only one is given,
+/// a file is missing, unreadable or not PEM, or the key does not match the
+/// certificate (or when built without `--features tls`).
+#[cfg(feature = "tls")]
+pub fn tls_server(
+    name: &str,
+    cert: Option<&str>,
+    key: Option<&str>,
+    alpn: &[&[u8]],
+) -> Option<sockloop::TlsConfig> {
+    let (cert, key) = match (cert, key) {
+        (None, None) => return None,
+        (Some(c), Some(k)) => (c, k),
+        _ => tls_fail(name, "--tls-cert and --tls-key go together"),
+    };
+    match sockloop::tls::server_config_from_pem(cert, key, alpn) {
+        Ok(config) => Some(sockloop::TlsConfig::new(config)),
+        Err(e) => tls_fail(name, &e.to_string()),
+    }
+}
+
+/// The client config and server name of `--upstream-tls NAME [--ca PEM]`
+/// (`None` without `--upstream-tls`); the server's certificate is verified
+/// for NAME against the CAs of `--ca` (default: the system's bundle). Exits
+/// 2 on a bad name or a bad CA file.
+#[cfg(feature = "tls")]
+pub fn tls_client(
+    name: &str,
+    upstream_name: Option<&str>,
+    ca: Option<&str>,
+) -> Option<(
+    std::sync::Arc<sockloop::tls::rustls::ClientConfig>,
+    sockloop::tls::rustls::pki_types::ServerName<'static>,
+)> {
+    let Some(server_name) = upstream_name else {
+        if ca.is_some() {
+            tls_fail(name, "--ca needs --upstream-tls SERVER_NAME");
+        }
+        return None;
+    };
+    let server_name =
+        sockloop::tls::rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .unwrap_or_else(|e| tls_fail(name, &format!("--upstream-tls {server_name:?}: {e}")));
+    match sockloop::tls::client_config_from_pem(ca.map(std::path::Path::new), &[]) {
+        Ok(config) => Some((config, server_name)),
+        Err(e) => tls_fail(name, &e.to_string()),
+    }
+}
+
+/// Without the feature: any TLS flag is an error (exit 2).
+#[cfg(not(feature = "tls"))]
+pub fn no_tls(name: &str, given: bool) {
+    if given {
+        tls_fail(name, "built without TLS: rebuild with --features tls");
+    }
+}
+
+fn tls_fail(name: &str, msg: &str) -> ! {
+    eprintln!("{name}: {msg}");
+    std::process::exit(2);
+}
+
+impl Cli {
+    /// The raw value of `flag`, if given.
+    pub fn value(&self, flag: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(f, _)| f == flag)
+            .map(|(_, v)| v.as_str())
+    }
+}

@@ -125,7 +125,64 @@ pub struct ServerConfig {
     /// How long to stop accepting when out of descriptors even after the
     /// spare-fd trick. Default 100 ms.
     pub accept_pause: Duration,
+    /// Serve TLS on this listener (feature `tls`). `None` (the default):
+    /// plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsConfig>,
 }
+
+/// TLS settings of a listener (feature `tls`): the rustls config, and what
+/// the loop does around the handshake.
+///
+/// The handler of a TLS connection is the same as for plain TCP: `on_open`
+/// runs once the handshake is done, `on_data` gets the decrypted bytes,
+/// writes are encrypted, `close` sends close_notify before FIN. `on_close`
+/// runs for every accepted connection, also for one whose handshake failed
+/// or timed out (then without an `on_open` before it): its reason says why
+/// ([`crate::CloseReason::Tls`], [`crate::CloseReason::TlsHandshakeTimeout`]).
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Certificates, key, versions, ALPN, session resumption... as rustls
+    /// takes them ([`crate::tls::server_config_from_pem`] builds one).
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+    /// Close (with [`crate::CloseReason::TlsHandshakeTimeout`]) a peer that
+    /// has not finished the handshake this long after the accept.
+    /// Default 10 s.
+    pub handshake_timeout: Duration,
+    /// A peer's FIN without close_notify is a clean end of stream
+    /// ([`crate::CloseReason::PeerClosed`], `on_peer_closed`) when true;
+    /// when false (the default) it ends the connection with
+    /// [`crate::CloseReason::TlsTruncated`]. Protocols that frame their own
+    /// messages (HTTP/1.1 with Content-Length) may allow it; protocols
+    /// that end a message with the end of stream must not.
+    pub allow_truncation: bool,
+}
+
+#[cfg(feature = "tls")]
+impl TlsConfig {
+    /// TLS with `server`, a 10 s handshake deadline, truncation refused.
+    pub fn new(server: std::sync::Arc<rustls::ServerConfig>) -> TlsConfig {
+        TlsConfig {
+            server,
+            handshake_timeout: Duration::from_secs(10),
+            allow_truncation: false,
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl PartialEq for TlsConfig {
+    /// Same rustls config (the same `Arc`) and the same settings.
+    fn eq(&self, other: &TlsConfig) -> bool {
+        std::sync::Arc::ptr_eq(&self.server, &other.server)
+            && self.handshake_timeout == other.handshake_timeout
+            && self.allow_truncation == other.allow_truncation
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Eq for TlsConfig {}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -134,6 +191,8 @@ impl Default for ServerConfig {
             max_conns: 100_000,
             accept_batch: 256,
             accept_pause: Duration::from_millis(100),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

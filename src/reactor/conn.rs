@@ -103,6 +103,9 @@ pub(crate) struct Conn {
     pub(crate) handler: Option<Box<dyn Handler>>,
     pub(crate) last_active: u64,
     pub(crate) idle_timer: Option<TimerId>,
+    /// TLS connections: the session and its state (see reactor/tls.rs).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<Box<crate::reactor::tls::TlsState>>,
 }
 
 impl Conn {
@@ -128,7 +131,19 @@ impl Conn {
             handler: Some(handler),
             last_active: now,
             idle_timer: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Bytes queued for the peer: the output buffer, plus (TLS) what was
+    /// written before the handshake finished.
+    pub(crate) fn queued_len(&self) -> usize {
+        #[cfg(feature = "tls")]
+        if let Some(t) = &self.tls {
+            return self.output.len() + t.early.len();
+        }
+        self.output.len()
     }
 
     /// Buffered input is owed a new delivery and nothing stops it.
@@ -195,6 +210,10 @@ impl Core {
                 c.flags.remove(Flags::CONNECTING);
                 c.flags.insert(Flags::WRITABLE);
                 self.start_idle_timer(tok);
+                #[cfg(feature = "tls")]
+                if self.conn(tok).is_some_and(|c| c.tls.is_some()) {
+                    return self.tls_connected(tok); // on_open after the handshake
+                }
                 self.with_handler(tok, |h, ctx| h.on_open(ctx));
                 // Bytes written while connecting were queued: send them.
                 if self.conn(tok).is_some_and(|c| !c.output.is_empty()) {
@@ -221,6 +240,10 @@ impl Core {
             };
             if !c.may_read() {
                 return;
+            }
+            #[cfg(feature = "tls")]
+            if c.tls.is_some() {
+                return self.tls_read_ready(tok);
             }
             // Empty input buffer: read into the loop's shared 64 KiB buffer,
             // so a connection holds no buffer of its own between messages.
@@ -440,6 +463,10 @@ impl Core {
         if c.flags.contains(Flags::CLOSED) {
             return Err(closing_error());
         }
+        #[cfg(feature = "tls")]
+        if c.tls.is_some() {
+            return self.tls_send(tok, head, data);
+        }
         let queued = c.output.len();
         let total = queued + head.len() + data.len();
         let mut sent = 0;
@@ -658,6 +685,14 @@ impl Core {
         }
         let linger = self.profiles[c.profile as usize].config.linger;
         if c.flags.any(Flags::CLOSE_REQ | Flags::SHUT_WR_REQ) && !c.flags.contains(Flags::WR_SHUT) {
+            #[cfg(feature = "tls")]
+            let c = {
+                if c.tls.is_some() && self.tls_close_notify(tok) {
+                    return; // close_notify queued: FIN once it is flushed
+                }
+                let Some(c) = self.conn_mut(tok) else { return };
+                c
+            };
             c.flags.insert(Flags::WR_SHUT);
             // Our FIN. ENOTCONN means the peer is already gone: fine.
             let _ = sys::socket::shutdown(c.fd.as_fd(), sys::socket::SHUT_WR);

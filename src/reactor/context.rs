@@ -19,8 +19,8 @@ use std::time::Duration;
 /// `_conn` variants act on any connection by [`ConnId`]. Ids of closed
 /// connections are ignored (or give `NotConnected`).
 pub struct Context<'a> {
-    core: &'a mut Core,
-    current: Option<Token>,
+    pub(crate) core: &'a mut Core,
+    pub(crate) current: Option<Token>,
 }
 
 impl<'a> Context<'a> {
@@ -89,7 +89,7 @@ impl<'a> Context<'a> {
         } else {
             0
         };
-        self.core.conn(id.0).map_or(0, |c| c.output.len()) + pending
+        self.core.conn(id.0).map_or(0, |c| c.queued_len()) + pending
     }
 
     /// Closes this connection gracefully: flush the output, send FIN, wait

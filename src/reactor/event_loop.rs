@@ -51,6 +51,8 @@ pub(crate) enum TimerTask {
     Linger(Token),
     User(Token),
     ResumeAccept(Token),
+    #[cfg(feature = "tls")]
+    TlsHandshake(Token),
     Shutdown,
     Loop(LoopTimerFn),
 }
@@ -87,6 +89,9 @@ where
 pub(crate) struct Profile {
     pub(crate) config: ConnConfig,
     pub(crate) live: usize,
+    /// The listener serves TLS.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::reactor::config::TlsConfig>,
 }
 
 /// Everything the loop owns; handlers reach it through [`Context`].
@@ -195,6 +200,8 @@ impl EventLoop {
                 profiles: vec![Profile {
                     config: ConnConfig::default(),
                     live: 0,
+                    #[cfg(feature = "tls")]
+                    tls: None,
                 }],
                 shared,
                 conns: 0,
@@ -279,6 +286,8 @@ impl EventLoop {
         self.core.profiles.push(Profile {
             config: config.conn.clone(),
             live: 0,
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
         });
         let spare = Some(sys::fd::open_dev_null()?);
         let tok = self.core.entries.insert(Entry::Listener(Listener {
@@ -376,6 +385,9 @@ impl EventLoop {
         self.core.profiles.push(Profile {
             config: config.conn.clone(),
             live: 0,
+            // Handed connections of a TLS listener are TLS too.
+            #[cfg(feature = "tls")]
+            tls: config.tls.clone(),
         });
         self.core.inboxes.push(Inbox {
             factory,
@@ -625,6 +637,8 @@ impl Core {
                     self.with_handler(tok, |h, ctx| h.on_timer(ctx, id));
                 }
                 TimerTask::ResumeAccept(tok) => self.resume_accepting(tok),
+                #[cfg(feature = "tls")]
+                TimerTask::TlsHandshake(tok) => self.tls_handshake_timeout(tok),
                 TimerTask::Shutdown => {
                     for tok in self.conn_tokens() {
                         self.finish(tok, CloseReason::Shutdown);
@@ -645,6 +659,12 @@ impl Core {
                 };
                 self.conns -= 1;
                 self.profiles[conn.profile as usize].live -= 1;
+                #[cfg(feature = "tls")]
+                let reason = match conn.tls.as_mut().and_then(|t| t.failure.take()) {
+                    // A TLS error closed it gracefully (alert, FIN): say why.
+                    Some(failure) if reason.is_graceful() => failure,
+                    _ => reason,
+                };
                 if let Some(mut h) = conn.handler.take() {
                     h.on_close(&mut Context::new(self, None), &reason);
                 }
@@ -807,6 +827,27 @@ impl Core {
         self.profiles[profile as usize].live += 1;
         if !connecting {
             self.start_idle_timer(tok);
+            #[cfg(feature = "tls")]
+            if let Some(tls) = &self.profiles[profile as usize].tls {
+                // A TLS listener: on_open waits for the handshake.
+                let session = match crate::tls::TlsSession::server(tls.server.clone()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.finish(tok, CloseReason::Error(e));
+                        return Ok(tok);
+                    }
+                };
+                let state = crate::reactor::tls::TlsState::new(
+                    session,
+                    tls.handshake_timeout,
+                    tls.allow_truncation,
+                );
+                if let Some(c) = self.conn_mut(tok) {
+                    c.tls = Some(state);
+                }
+                self.tls_start(tok);
+                return Ok(tok);
+            }
             self.with_handler(tok, |h, ctx| h.on_open(ctx));
         }
         Ok(tok)

@@ -62,6 +62,18 @@ pub enum CloseReason {
     Panic(String),
     /// Any other I/O error on the connection.
     Error(io::Error),
+    /// TLS: the peer broke the protocol (bad record, garbage or plaintext
+    /// where a handshake was expected, a certificate our side does not
+    /// trust, a refused renegotiation...). The alert TLS defines for it was
+    /// sent. The `io::Error` is `InvalidData` with the `rustls::Error`
+    /// inside (`get_ref()` / `into_inner()`).
+    Tls(io::Error),
+    /// TLS: the peer closed the TCP connection without close_notify, so the
+    /// stream may have been cut short (an attacker or a crash). Reported
+    /// instead of `PeerClosed` unless the listener allows truncation.
+    TlsTruncated,
+    /// TLS: the handshake did not finish within its deadline.
+    TlsHandshakeTimeout,
 }
 
 impl CloseReason {
@@ -87,6 +99,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("loop shut down"),
             CloseReason::Panic(msg) => write!(f, "handler panicked: {msg}"),
             CloseReason::Error(e) => write!(f, "I/O error: {e}"),
+            CloseReason::Tls(e) => write!(f, "TLS error: {e}"),
+            CloseReason::TlsTruncated => f.write_str("closed by peer without TLS close_notify"),
+            CloseReason::TlsHandshakeTimeout => f.write_str("TLS handshake timed out"),
         }
     }
 }

@@ -33,9 +33,13 @@ pub(crate) mod event_loop;
 pub(crate) mod handler;
 pub(crate) mod siblings;
 pub(crate) mod stats;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod waker;
 
 pub use accept::{HandlerFactory, EXCLUSIVE_ROTATE};
+#[cfg(feature = "tls")]
+pub use config::TlsConfig;
 pub use config::{ConnConfig, ServerConfig, DEFAULT_SHUTDOWN_GRACE};
 pub use context::Context;
 pub use event_loop::EventLoop;

@@ -18,9 +18,11 @@ pub struct LoopStats {
     pub events: u64,
     /// Turns of the loop (one `epoll_wait` each).
     pub turns: u64,
-    /// Bytes read from connections.
+    /// Bytes read from connections (for TLS connections: the plaintext
+    /// delivered to handlers).
     pub bytes_in: u64,
-    /// Bytes the kernel took from connections' writes.
+    /// Bytes the kernel took from connections' writes (for TLS
+    /// connections: the plaintext handlers wrote, once encrypted).
     pub bytes_out: u64,
 }
 

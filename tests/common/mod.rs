@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod procs;
 pub mod reliability;
 
@@ -42,11 +43,15 @@ pub fn example_binary(name: &str) -> PathBuf {
     let built = built.get_or_insert_with(HashSet::new);
     if !built.contains(name) {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(manifest)
-            .args(["build", "--release", "-j1", "--quiet", "--example", name])
-            .status()
-            .expect("cannot run cargo");
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(manifest)
+            .args(["build", "--release", "-j1", "--quiet", "--example", name]);
+        // The examples get the TLS flags when the tests are built with
+        // `--features tls` (same feature set: no rebuild between tests).
+        if cfg!(feature = "tls") {
+            cmd.args(["--features", "tls"]);
+        }
+        let status = cmd.status().expect("cannot run cargo");
         assert!(status.success(), "cargo build --example {name} failed");
         built.insert(name.to_string());
     }
