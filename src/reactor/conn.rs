@@ -136,6 +136,20 @@ impl Conn {
         }
     }
 
+    /// True unless the connection speaks TLS (always true without the
+    /// `tls` feature): only then may bytes go straight to the socket.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_none()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            true
+        }
+    }
+
     /// Bytes queued for the peer: the output buffer, plus (TLS) what was
     /// written before the handshake finished.
     pub(crate) fn queued_len(&self) -> usize {
@@ -425,10 +439,12 @@ impl Core {
         if data.is_empty() {
             let now = self.now;
             if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
-                // (CLOSED and CONNECTING connections are never WRITABLE.)
-                if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
+                // (CLOSED and CONNECTING connections are never WRITABLE;
+                // a TLS connection's plaintext must go through its session.)
+                if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) && c.is_plain() {
                     match sys::io::send(c.fd.as_fd(), head) {
                         Ok(n) => {
+                            self.stats.bytes_out += n as u64;
                             c.last_active = now;
                             if n == head.len() {
                                 return Ok(());
