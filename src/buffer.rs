@@ -164,7 +164,7 @@ impl Buffer {
     /// # Errors
     /// [`BufferFull`] when the result would exceed the maximum; nothing is
     /// appended then.
-    #[inline]
+    #[inline(always)] // three lines on every batched write: keep it inlined
     pub fn extend(&mut self, data: &[u8]) -> Result<(), BufferFull> {
         self.writable(data.len())?[..data.len()].copy_from_slice(data);
         self.write += data.len();

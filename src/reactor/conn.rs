@@ -136,6 +136,20 @@ impl Conn {
         }
     }
 
+    /// True unless the connection speaks TLS (always true without the
+    /// `tls` feature): only then may bytes go straight to the socket.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_none()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            true
+        }
+    }
+
     /// Bytes queued for the peer: the output buffer, plus (TLS) what was
     /// written before the handshake finished.
     pub(crate) fn queued_len(&self) -> usize {
@@ -345,6 +359,7 @@ impl Core {
 
     /// Hands the input to the handler. Bytes it leaves unconsumed move
     /// into (or stay in) the connection's own buffer.
+    #[inline(always)] // on the hot path (read_ready): keep it inlined there
     pub(crate) fn deliver(&mut self, tok: Token, from_scratch: bool) {
         let mut input = if from_scratch {
             std::mem::take(&mut self.scratch_in)
@@ -417,7 +432,46 @@ impl Core {
     /// (the connection is then aborted with `OutputLimit`); `BrokenPipe`
     /// when the connection is closed or the send failed (it is then closed
     /// with the send's reason).
+    #[inline]
     pub(crate) fn send_or_queue(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
+        // The hot path, kept small so it inlines: the end of a callback,
+        // its batch, nothing queued, the socket writable.
+        if data.is_empty() {
+            let now = self.now;
+            if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
+                // (CLOSED and CONNECTING connections are never WRITABLE;
+                // a TLS connection's plaintext must go through its session.)
+                if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) && c.is_plain() {
+                    match sys::io::send(c.fd.as_fd(), head) {
+                        Ok(n) => {
+                            self.stats.bytes_out += n as u64;
+                            c.last_active = now;
+                            if n == head.len() {
+                                return Ok(());
+                            }
+                            c.flags.remove(Flags::WRITABLE);
+                            return self.send_or_queue_slow(tok, &head[n..], &[]);
+                        }
+                        Err(e) => match IoStatus::from_error(e) {
+                            IoStatus::WouldBlock => {
+                                c.flags.remove(Flags::WRITABLE);
+                                return self.send_or_queue_slow(tok, head, &[]);
+                            }
+                            status => {
+                                self.write_failed(tok, status);
+                                return Err(closing_error());
+                            }
+                        },
+                    }
+                }
+            }
+        }
+        self.send_or_queue_slow(tok, head, data)
+    }
+
+    /// [`Core::send_or_queue`] in general: queued output, a batch and a
+    /// write at once (sendmsg), the last-chance send, the limit.
+    fn send_or_queue_slow(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
         let now = self.now;
         let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
             return Err(io::ErrorKind::NotConnected.into());
@@ -624,15 +678,15 @@ impl Core {
             return;
         }
         if c.flags.contains(Flags::NOTIFY_WRITABLE)
+            && !c.flags.contains(Flags::IN_DRAIN)
             && c.output.len() <= self.profiles[c.profile as usize].config.low_water
         {
             // Asked for and already true: on_drain from the drain list, not
-            // from inside whatever callback just returned.
-            self.push_drain(tok);
+            // from inside whatever callback just returned (push_drain,
+            // without a second lookup).
+            c.flags.insert(Flags::IN_DRAIN);
+            self.drains.push(tok);
         }
-        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
-            return;
-        };
         if !c.output.is_empty() {
             if c.output.len() > self.profiles[c.profile as usize].config.high_water {
                 c.flags.insert(Flags::HW_PAUSED);
