@@ -96,10 +96,9 @@ struct SockWriter<'a> {
 
 impl Write for SockWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // sendmsg with one slice: `sys::io::send` stays with the callers
-        // it has without TLS, so that the compiler inlines it into the
-        // plain connections' hot path exactly as in a build without the
-        // feature (measured: otherwise +37 instructions per echo).
+        // sendmsg with one slice: `sys::io::send` keeps the callers it
+        // has without TLS (it is inlined into the plain connections' send
+        // fast path; see BENCHMARKS.md on what the feature costs them).
         let n = match sys::io::send_vectored(self.fd, &[IoSlice::new(buf)]) {
             Ok(n) => n,
             Err(e) => {
