@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod http;
 pub mod procs;
 pub mod reliability;
 
