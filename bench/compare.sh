@@ -95,6 +95,7 @@ ECHO_SERVERS=(
 HTTP_SERVERS=(
     "sockloop|$(q "$EX/http") --addr {ADDR}"
     "mio|$(q "$PEERS/mio-http") --addr {ADDR}"
+    "mio-httparse|$(q "$PEERS/mio-httparse") --addr {ADDR}"
     "tokio|$(q "$PEERS/tokio-http") --addr {ADDR}"
     "c-epoll|$(q "$PEERS/c-http") --addr {ADDR}"
     "nginx|nginx -p {TMP} -e {TMP}/error.log -c {TMP}/nginx.conf"
@@ -321,7 +322,7 @@ build_peers() {
     gcc -O2 -Wall -o "$PEERS/c-http" "$PEERS_DIR/c-http.c"
 }
 need_peers=$BUILD
-for b in mio-echo tokio-echo mio-http tokio-http mio-resp c-echo c-http; do
+for b in mio-echo tokio-echo mio-http mio-httparse tokio-http mio-resp c-echo c-http; do
     [ -x "$PEERS/$b" ] || need_peers=1
 done
 for c in c-echo c-http; do

@@ -121,7 +121,12 @@ fn refusals_and_http10() {
         "405"
     );
     assert_eq!(
-        code(&["-H", "Transfer-Encoding: gzip, chunked", "--data-binary", "x"]),
+        code(&[
+            "-H",
+            "Transfer-Encoding: gzip, chunked",
+            "--data-binary",
+            "x"
+        ]),
         "501"
     );
     // A body over 1 MiB: 413.

@@ -223,7 +223,8 @@ const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Le
 Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nHello, World!";
 const HELLO_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\
 Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n";
-const NOT_FOUND: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\
+const NOT_FOUND: &[u8] =
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\
 Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nNot Found\n";
 const NOT_ALLOWED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\n\
 Content-Type: text/plain\r\nContent-Length: 19\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n\

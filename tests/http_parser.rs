@@ -130,10 +130,14 @@ fn transfer_encoding_rules() {
     assert_eq!(te(" chunked ,"), Ok(Some((true, 0))));
     assert_eq!(te("gzip"), Err(HttpError::NotImplemented));
     assert!(matches!(te("chunked, gzip"), Err(HttpError::BadRequest(_))));
-    assert!(matches!(te("chunked, chunked"), Err(HttpError::BadRequest(_))));
+    assert!(matches!(
+        te("chunked, chunked"),
+        Err(HttpError::BadRequest(_))
+    ));
     assert!(matches!(te(""), Err(HttpError::BadRequest(_))));
     // Two fields are one list: chunked must still be last and once.
-    let two = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let two =
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert!(matches!(parse_request(two), Err(HttpError::BadRequest(_))));
     // Framing by both: a smuggling risk, refused.
     let both = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -177,7 +181,10 @@ fn chunked_bodies() {
     assert!(bad(b"x\r\n"));
     assert!(bad(b"5\nhello\r\n0\r\n\r\n"), "bare LF");
     assert!(bad(b"5\r\nhelloXX0\r\n\r\n"), "data longer than its size");
-    assert!(bad(b"5;a\nb\r\nhello\r\n0\r\n\r\n"), "LF inside an extension");
+    assert!(
+        bad(b"5;a\nb\r\nhello\r\n0\r\n\r\n"),
+        "LF inside an extension"
+    );
     assert!(bad(b"5;\x01\r\nhello\r\n0\r\n\r\n"));
     assert!(bad(b"1234567890abcdef0\r\n"), "more than 15 hex digits");
     assert!(bad(b"0\r\nno colon\r\n\r\n"));

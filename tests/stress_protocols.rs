@@ -344,7 +344,11 @@ fn flood(name: &str, args: &[&str], req: &[u8], reply: &[u8], count: usize) -> F
                         continue;
                     }
                     if date.contains(&(at as usize)) && want.is_ascii_alphabetic() {
-                        assert!(b.is_ascii_alphabetic(), "{name}: date byte {}", got + i as u64);
+                        assert!(
+                            b.is_ascii_alphabetic(),
+                            "{name}: date byte {}",
+                            got + i as u64
+                        );
                         continue;
                     }
                     assert_eq!(

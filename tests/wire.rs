@@ -94,7 +94,9 @@ fn http_pipelining_bodies_and_refusals() {
     let reply = read_to_close(&mut s);
     assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
     assert!(
-        reply.ends_with("Connection: close\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nHello, World!"),
+        reply.ends_with(
+            "Connection: close\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nHello, World!"
+        ),
         "{reply}"
     );
 

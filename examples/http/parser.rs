@@ -223,11 +223,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
     let mut seen_te = false;
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
-        let value = trim_ows(h.value);
+        let value = || trim_ows(h.value);
         // Dispatch on the length first: most fields are none of these.
         match name.len() {
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let n = parse_content_length(value)?;
+                let n = parse_content_length(value())?;
                 if seen_length && n != req.content_length {
                     return Err(HttpError::BadRequest("conflicting Content-Length"));
                 }
@@ -235,11 +235,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
                 req.content_length = n;
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                transfer_codings(value, &mut req.chunked)?;
+                transfer_codings(value(), &mut req.chunked)?;
                 seen_te = true;
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                for token in value.split(|&b| b == b',') {
+                for token in value().split(|&b| b == b',') {
                     let token = trim_ows(token);
                     if token.eq_ignore_ascii_case(b"close") {
                         req.conn_close = true;
@@ -249,7 +249,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
                 }
             }
             6 if name.eq_ignore_ascii_case(b"expect")
-                && value.eq_ignore_ascii_case(b"100-continue") =>
+                && value().eq_ignore_ascii_case(b"100-continue") =>
             {
                 req.expect_continue = true;
             }
@@ -258,7 +258,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
     }
     if seen_te {
         if !req.chunked {
-            return Err(HttpError::BadRequest("chunked is not the final transfer coding"));
+            return Err(HttpError::BadRequest(
+                "chunked is not the final transfer coding",
+            ));
         }
         if seen_length {
             return Err(HttpError::BadRequest(
@@ -335,7 +337,9 @@ fn transfer_codings(value: &[u8], chunked: &mut bool) -> Result<(), HttpError> {
         }
         if *chunked {
             // Something after chunked: the body's end cannot be known.
-            return Err(HttpError::BadRequest("chunked is not the final transfer coding"));
+            return Err(HttpError::BadRequest(
+                "chunked is not the final transfer coding",
+            ));
         }
         if coding.eq_ignore_ascii_case(b"chunked") {
             *chunked = true;
@@ -534,7 +538,9 @@ fn chunk_size(line: &[u8]) -> Result<usize, HttpError> {
     }
     let body = &line[..line.len() - 2];
     if body.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(HttpError::BadRequest("control character in a chunk extension"));
+        return Err(HttpError::BadRequest(
+            "control character in a chunk extension",
+        ));
     }
     match httparse::parse_chunk_size(line) {
         Ok(httparse::Status::Complete((n, size))) if n == line.len() => {
@@ -559,7 +565,9 @@ fn check_trailer_field(line: &[u8]) -> Result<(), HttpError> {
         return Err(HttpError::BadRequest("invalid trailer field name"));
     }
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(HttpError::BadRequest("control character in a trailer field"));
+        return Err(HttpError::BadRequest(
+            "control character in a trailer field",
+        ));
     }
     Ok(())
 }
