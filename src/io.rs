@@ -243,16 +243,34 @@ pub enum ReadOutcome {
 /// trick: a large read never forces every connection to hold a large
 /// buffer), then appends what landed in `spill` to `buf`.
 ///
-/// Returns `Stop(Eof)` when the peer closed, and `Stop(Error)` with
-/// `OutOfMemory` when the data would take `buf` past its maximum (the bytes
-/// that fit are kept).
+/// The read never asks for more than `buf` may still take (`buf.max() -
+/// buf.len()`), so every byte read is kept: none is dropped because it did
+/// not fit. Returns `Stop(Eof)` when the peer closed, and `Stop(Error)` with
+/// `OutOfMemory`, without reading, when `buf` is already at its maximum (a
+/// full buffer can make no progress; the caller must consume or give up).
 pub fn read_available(fd: BorrowedFd<'_>, buf: &mut Buffer, spill: &mut [u8]) -> ReadOutcome {
-    let room = buf.spare().len();
-    let wanted = room + spill.len();
+    let left = buf.max().saturating_sub(buf.len());
+    if left == 0 {
+        return ReadOutcome::Stop(IoStatus::Error(
+            crate::buffer::BufferFull {
+                max: buf.max(),
+                wanted: buf.len() + 1,
+            }
+            .into(),
+        ));
+    }
+    let room = buf.spare().len().min(left);
+    let spill_len = spill.len().min(left - room);
+    let wanted = room + spill_len;
     let res = {
-        let mut iov = [IoSliceMut::new(buf.spare()), IoSliceMut::new(spill)];
+        let mut iov = [
+            IoSliceMut::new(&mut buf.spare()[..room]),
+            IoSliceMut::new(&mut spill[..spill_len]),
+        ];
         let iov = if room == 0 {
             &mut iov[1..]
+        } else if spill_len == 0 {
+            &mut iov[..1]
         } else {
             &mut iov[..]
         };
@@ -264,6 +282,7 @@ pub fn read_available(fd: BorrowedFd<'_>, buf: &mut Buffer, spill: &mut [u8]) ->
             let in_buf = n.min(room);
             buf.commit(in_buf);
             if n > in_buf {
+                // Fits: the read was sized to what the buffer may take.
                 if let Err(e) = buf.extend(&spill[..n - in_buf]) {
                     return ReadOutcome::Stop(IoStatus::Error(e.into()));
                 }

@@ -8,10 +8,35 @@ pub struct ConnConfig {
     /// Close a connection when no byte has been read or written for this
     /// long (`None`: never). Default 60 s.
     pub idle_timeout: Option<Duration>,
-    /// Maximum unconsumed input per connection. Default 1 MiB.
+    /// Maximum *unconsumed* input per connection, in bytes. Default 1 MiB.
+    ///
+    /// The handler always sees what arrived before the limit is judged: a
+    /// read may take the input up to 64 KiB past this, `on_data` runs, and
+    /// only if more than `max_input` bytes are still unconsumed when it
+    /// returns does the connection end, with
+    /// [`crate::CloseReason::InputLimit`]. So a handler that consumes every
+    /// complete message never trips it for messages up to `max_input`
+    /// bytes, however the peer splits or batches them; a handler that
+    /// consumes nothing of a full buffer does. When it trips, the
+    /// connection is aborted: the peer sees a reset (RST, `ECONNRESET`),
+    /// never an orderly end of stream. Memory per connection is bounded by
+    /// `max_input` + 64 KiB.
     pub max_input: usize,
-    /// Maximum queued output per connection; writing more closes it with
-    /// [`crate::CloseReason::OutputLimit`]. Default 4 MiB.
+    /// Maximum *queued* output per connection, in bytes: bytes written,
+    /// offered to the kernel and not taken by it (they wait for EPOLLOUT).
+    /// Default 4 MiB.
+    ///
+    /// Bytes the kernel takes never count, and queued output is offered
+    /// again before the limit trips, so a handler writing up to
+    /// `max_output` bytes (in any number of writes) to a peer that reads
+    /// never trips it. Writing more than that to a peer that does not keep
+    /// up makes [`crate::Context::write`] fail with `OutOfMemory`: the
+    /// connection is aborted (the peer sees a reset, RST, not a FIN, so it
+    /// can tell the stream was cut) and ends with
+    /// [`crate::CloseReason::OutputLimit`]. To send more than this, stream
+    /// it: write in pieces and continue in `on_drain`. Small writes a callback
+    /// batches (under 64 KiB, in the loop's shared buffer) are offered to
+    /// the kernel when the callback returns.
     pub max_output: usize,
     /// When queued output exceeds this, the loop stops reading from the
     /// connection until the output drains (backpressure). Default 256 KiB.

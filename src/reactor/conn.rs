@@ -17,12 +17,16 @@ use crate::reactor::handler::{CloseReason, Handler};
 use crate::sys;
 use crate::timer::TimerId;
 use crate::token::Token;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, OwnedFd};
 
 /// Writes at least this large, with nothing queued ahead of them, are sent
 /// at once instead of being copied into the shared out-scratch.
 pub(crate) const DIRECT_WRITE: usize = 1024;
+/// The most bytes a callback's small writes are batched in the shared
+/// out-scratch before they are offered to the kernel (then at once, with
+/// the write that would overfill the batch).
+pub(crate) const OUT_BATCH: usize = 64 * 1024;
 
 /// A connection's state bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,6 +59,8 @@ impl Flags {
     pub(crate) const RDHUP: Flags = Flags(1 << 11);
     /// Output was queued: tell the handler when it drains.
     pub(crate) const WANT_DRAIN: Flags = Flags(1 << 12);
+    /// On the drain list.
+    pub(crate) const IN_DRAIN: Flags = Flags(1 << 13);
 
     #[inline]
     pub(crate) fn contains(self, f: Flags) -> bool {
@@ -219,10 +225,19 @@ impl Core {
                     Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
                 }
             } else {
-                // The buffer's maximum was set from the config at open.
+                // The buffer's maximum is the config's max_input (set at
+                // open), and it holds at most that between callbacks. The
+                // limit is on *unconsumed* input, so the handler must see
+                // the bytes before we judge: let this read take the buffer
+                // up to one chunk past the maximum (nothing read is ever
+                // dropped), and judge after on_data (`deliver`).
+                let max_input = c.input.max();
+                c.input.set_max(max_input.saturating_add(READ_CHUNK));
                 scratch_in.clear();
                 let spill = scratch_in.spare();
-                read_available(c.fd.as_fd(), &mut c.input, spill)
+                let outcome = read_available(c.fd.as_fd(), &mut c.input, spill);
+                c.input.set_max(max_input);
+                outcome
             };
             match outcome {
                 ReadOutcome::Data { drained, .. } => {
@@ -258,7 +273,7 @@ impl Core {
                     return;
                 }
                 ReadOutcome::Stop(IoStatus::Error(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                    self.finish(tok, CloseReason::InputLimit);
+                    self.abort_with(tok, CloseReason::InputLimit);
                     return;
                 }
                 ReadOutcome::Stop(IoStatus::Error(e)) => {
@@ -308,13 +323,18 @@ impl Core {
             input.clear();
             self.scratch_in = input;
             if leftover.is_err() {
-                self.finish(tok, CloseReason::InputLimit);
+                self.abort_with(tok, CloseReason::InputLimit);
             }
         } else if let Some(c) = self.conn_mut(tok) {
+            let over = input.len() > input.max();
             if input.is_empty() {
                 input.release(); // drained: an idle connection holds nothing
             }
             c.input = input;
+            if over {
+                // The handler saw it all and left more than max_input.
+                self.abort_with(tok, CloseReason::InputLimit);
+            }
         }
     }
 
@@ -323,42 +343,136 @@ impl Core {
     pub(crate) fn after_callback(&mut self, tok: Token) {
         if !self.scratch_out.is_empty() {
             let mut out = std::mem::take(&mut self.scratch_out);
-            self.send_or_queue(tok, out.as_slice());
+            // A failure has closed the connection; the handler hears of it
+            // in on_close.
+            let _ = self.send_or_queue(tok, out.as_slice(), &[]);
             out.clear();
             self.scratch_out = out;
         }
         self.check_state(tok);
     }
 
-    /// Writes `data` to the connection now if it can, queues the rest.
-    pub(crate) fn send_or_queue(&mut self, tok: Token, data: &[u8]) {
+    /// Offers the connection's queued output, then `head`, then `data` to
+    /// the kernel in one `send`/`sendmsg` when the socket may take them,
+    /// and queues what it does not take. Queued output is offered again
+    /// only as a last chance before the limit trips (an eager reader may
+    /// have made room since the last short send): bytes the kernel takes
+    /// never count against `max_output`.
+    ///
+    /// # Errors
+    /// `OutOfMemory` when the bytes left queued would exceed `max_output`
+    /// (the connection is then aborted with `OutputLimit`); `BrokenPipe`
+    /// when the connection is closed or the send failed (it is then closed
+    /// with the send's reason).
+    pub(crate) fn send_or_queue(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
         if c.flags.contains(Flags::CLOSED) {
-            return;
+            return Err(closing_error());
         }
+        let queued = c.output.len();
+        let total = queued + head.len() + data.len();
         let mut sent = 0;
-        if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
-            match sys::io::send(c.fd.as_fd(), data) {
-                Ok(n) => {
-                    sent = n;
-                    c.last_active = now;
-                    if n < data.len() {
-                        c.flags.remove(Flags::WRITABLE);
+        if total > 0 && !c.flags.contains(Flags::CONNECTING) {
+            let offer = if queued == 0 {
+                c.flags.contains(Flags::WRITABLE)
+            } else {
+                // Normally a queue means the last send was short and we wait
+                // for EPOLLOUT; but before the limit trips, try once more.
+                c.flags.contains(Flags::WRITABLE)
+                    || total > self.profiles[c.profile as usize].config.max_output
+            };
+            if offer {
+                let res = if queued == 0 && data.is_empty() {
+                    // The common case: the end of a callback, its batch.
+                    sys::io::send(c.fd.as_fd(), head)
+                } else if queued == 0 && head.is_empty() {
+                    sys::io::send(c.fd.as_fd(), data)
+                } else {
+                    let parts = [c.output.as_slice(), head, data];
+                    let mut iov = [IoSlice::new(&[]); 3];
+                    let mut cnt = 0;
+                    for p in parts.iter().filter(|p| !p.is_empty()) {
+                        iov[cnt] = IoSlice::new(p);
+                        cnt += 1;
                     }
+                    sys::io::send_vectored(c.fd.as_fd(), &iov[..cnt])
+                };
+                match res {
+                    Ok(n) => {
+                        sent = n;
+                        c.last_active = now;
+                        if n < total {
+                            c.flags.remove(Flags::WRITABLE);
+                        } else {
+                            c.flags.insert(Flags::WRITABLE);
+                        }
+                    }
+                    Err(e) => match IoStatus::from_error(e) {
+                        IoStatus::WouldBlock => c.flags.remove(Flags::WRITABLE),
+                        status => {
+                            self.write_failed(tok, status);
+                            return Err(closing_error());
+                        }
+                    },
                 }
-                Err(e) => match IoStatus::from_error(e) {
-                    IoStatus::WouldBlock => c.flags.remove(Flags::WRITABLE),
-                    status => return self.write_failed(tok, status),
-                },
             }
         }
-        if sent < data.len() {
-            c.output.set_max(usize::MAX); // the limit is enforced at write()
-            if c.output.extend(&data[sent..]).is_err() {
-                return self.finish(tok, CloseReason::OutputLimit);
+        if sent == total {
+            if queued > 0 {
+                // The last-chance send took the whole queue.
+                self.output_drained(tok);
             }
-            c.flags.insert(Flags::WANT_DRAIN);
+            return Ok(());
+        }
+        // What the kernel did not take, in order: queue, head, data.
+        let from_queue = sent.min(queued);
+        c.output.consume(from_queue);
+        let rest = sent - from_queue;
+        let head_rest = &head[rest.min(head.len())..];
+        let data_rest = &data[rest.saturating_sub(head.len())..];
+        let max = self.profiles[c.profile as usize].config.max_output;
+        let left = c.output.len() + head_rest.len() + data_rest.len();
+        if left > max {
+            self.abort_with(tok, CloseReason::OutputLimit);
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("output limit: {left} bytes not taken by the kernel, maximum {max}"),
+            ));
+        }
+        c.output.set_max(usize::MAX); // the limit is enforced above
+        let _ = c.output.extend(head_rest);
+        let _ = c.output.extend(data_rest);
+        c.flags.insert(Flags::WANT_DRAIN);
+        Ok(())
+    }
+
+    /// The queued output was sent outside `flush_output` (by a last-chance
+    /// send): release the buffer, lift backpressure, and let the handler
+    /// hear `on_drain` from the drain list (it may be in a callback now).
+    fn output_drained(&mut self, tok: Token) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        c.output.release();
+        let resumed = c.flags.contains(Flags::HW_PAUSED);
+        c.flags.remove(Flags::HW_PAUSED);
+        if c.flags.contains(Flags::WANT_DRAIN) {
+            self.push_drain(tok);
+        }
+        if resumed {
+            self.push_ready(tok);
+        }
+    }
+
+    /// Puts `tok` on the drain list: `on_drain` is called for it at the end
+    /// of this turn's dispatch, outside any of its callbacks.
+    pub(crate) fn push_drain(&mut self, tok: Token) {
+        if let Some(c) = self.conn_mut(tok) {
+            if !c.flags.contains(Flags::IN_DRAIN) {
+                c.flags.insert(Flags::IN_DRAIN);
+                self.drains.push(tok);
+            }
         }
     }
 
@@ -515,6 +629,23 @@ impl Core {
         self.finish(tok, CloseReason::Aborted);
     }
 
+    /// Ends the connection with `reason` abortively (RST, queued output
+    /// discarded), so that the peer can tell the stream was cut: used when
+    /// a limit trips.
+    pub(crate) fn abort_with(&mut self, tok: Token, reason: CloseReason) {
+        if let Some(c) = self.conn_mut(tok) {
+            if c.flags.contains(Flags::CLOSED) {
+                return;
+            }
+            if let Err(e) = sys::socket::set_linger_abort(c.fd.as_fd()) {
+                log::debug!("SO_LINGER for abort failed: {e}");
+            }
+            c.output.release();
+            c.input.release();
+        }
+        self.finish(tok, reason);
+    }
+
     /// Ends the connection now; it is reaped at the end of the turn.
     pub(crate) fn finish(&mut self, tok: Token, reason: CloseReason) {
         let Some(c) = self.conn_mut(tok) else { return };
@@ -529,9 +660,12 @@ impl Core {
         self.closing.push((tok, reason));
     }
 
-    /// Queues `data` for the connection `tok` on behalf of the current
-    /// callback: into the shared scratch if `tok` is the current connection
-    /// with nothing queued, else into (or through) its own buffer.
+    /// Writes `data` to the connection `tok` on behalf of the current
+    /// callback: small writes of the current connection with nothing queued
+    /// are batched in the shared out-scratch (sent when the callback
+    /// returns); a large write, or one that would overfill the batch, goes
+    /// to the kernel at once together with the batch (one `sendmsg`); writes
+    /// behind queued output are queued.
     pub(crate) fn write_for(
         &mut self,
         current: Option<Token>,
@@ -544,51 +678,36 @@ impl Core {
         if c.flags
             .any(Flags::CLOSED | Flags::CLOSE_REQ | Flags::SHUT_WR_REQ | Flags::WR_SHUT)
         {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "connection is closing or shut down for writing",
-            ));
+            return Err(closing_error());
         }
-        let max = self.config(c).max_output;
         let is_current = current == Some(tok);
-        let pending = c.output.len()
-            + if is_current {
-                self.scratch_out.len()
-            } else {
-                0
-            };
-        if pending + data.len() > max {
-            self.finish(tok, CloseReason::OutputLimit);
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("output buffer limit of {max} bytes exceeded"),
-            ));
-        }
         if is_current && c.output.is_empty() && !c.flags.contains(Flags::CONNECTING) {
-            if data.len() < DIRECT_WRITE || !self.scratch_out.is_empty() {
+            if data.len() < DIRECT_WRITE && self.scratch_out.len() + data.len() <= OUT_BATCH {
                 // Sent in one go with the callback's other writes when it
                 // returns (one send for a whole pipelined batch).
                 let _ = self.scratch_out.extend(data);
                 return Ok(());
             }
-            // A large write with nothing ahead of it: coalescing saves
-            // little, copying costs more. Send it now; what the socket does
-            // not take is queued, and later writes queue behind it.
-            self.send_or_queue(tok, data);
-            return Ok(());
+            // A large write (coalescing saves little, copying costs more) or
+            // a full batch: offer the batch and this write to the kernel now,
+            // in order, in one sendmsg. What it does not take is queued.
+            let mut batch = std::mem::take(&mut self.scratch_out);
+            let res = self.send_or_queue(tok, batch.as_slice(), data);
+            batch.clear();
+            self.scratch_out = batch;
+            return res;
         }
-        if c.flags.contains(Flags::CONNECTING) {
-            if let Some(c) = self.conn_mut(tok) {
-                c.output.set_max(usize::MAX);
-                let _ = c.output.extend(data);
-                c.flags.insert(Flags::WANT_DRAIN);
-            }
-            return Ok(());
-        }
-        self.send_or_queue(tok, data);
+        let res = self.send_or_queue(tok, &[], data);
         if !is_current {
             self.check_state(tok);
         }
-        Ok(())
+        res
     }
+}
+
+fn closing_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "connection is closing or shut down for writing",
+    )
 }

@@ -36,18 +36,23 @@ impl<'a> Context<'a> {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no current connection"))
     }
 
-    /// Writes `data` to this connection. Small writes are sent when the
-    /// callback returns, together with everything else the callback wrote
-    /// (one `send` for a whole pipelined batch); a write of 1 KiB or more
-    /// with nothing ahead of it is sent at once, saving a copy. What the
-    /// socket does not take is queued and sent on EPOLLOUT. Bytes always
+    /// Writes `data` to this connection. Small writes are batched and sent
+    /// when the callback returns, together with everything else the
+    /// callback wrote (one `send` for a whole pipelined batch); a write of
+    /// 1 KiB or more, or one that would take the batch past 64 KiB, is sent
+    /// at once together with the batch ahead of it (one `sendmsg`). What the
+    /// kernel does not take is queued and sent on EPOLLOUT. Bytes always
     /// leave in the order they were written.
     ///
     /// # Errors
     /// `BrokenPipe` if the connection is closing or shut down for writing;
-    /// `OutOfMemory` if the queued output would exceed the connection's
-    /// `max_output` (the connection is then closed with `OutputLimit`);
-    /// `NotConnected` outside a connection callback.
+    /// `OutOfMemory` if the bytes queued (written, offered to the kernel and
+    /// not taken) would exceed the connection's `max_output`: the
+    /// connection is then aborted (the peer sees a reset) and ends with
+    /// [`crate::CloseReason::OutputLimit`]. A batched small write is
+    /// offered only when the callback returns, so the limit can also trip
+    /// then (`on_close` says so); `NotConnected` outside a connection
+    /// callback.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         let tok = self.this()?;
         self.core.write_for(self.current, tok, data)
@@ -62,12 +67,19 @@ impl<'a> Context<'a> {
         self.core.write_for(self.current, id.0, data)
     }
 
-    /// Bytes queued for this connection and not yet taken by the kernel.
+    /// Bytes written to this connection that the kernel has not taken yet:
+    /// its queued output (offered to the kernel and refused, sent on
+    /// EPOLLOUT; this is what `max_output` limits) plus, inside this
+    /// connection's own callback, the small writes batched so far (under
+    /// 64 KiB), which are offered to the kernel when the callback returns.
+    /// 0 outside a connection callback.
     pub fn output_len(&self) -> usize {
         self.current.map_or(0, |t| self.output_len_of(ConnId(t)))
     }
 
-    /// Bytes queued for connection `id` (0 for a closed id).
+    /// As [`Context::output_len`], for connection `id` (0 for a closed
+    /// id); the batched writes count only when `id` is the connection whose
+    /// callback is running.
     pub fn output_len_of(&self, id: ConnId) -> usize {
         let pending = if self.current == Some(id.0) {
             self.core.scratch_out.len()

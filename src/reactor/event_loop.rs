@@ -93,6 +93,8 @@ pub(crate) struct Core {
     pub(crate) clock: Clock,
     pub(crate) now: u64,
     pub(crate) ready: Vec<Token>,
+    /// Connections owed an `on_drain` outside their own callbacks.
+    pub(crate) drains: Vec<Token>,
     pub(crate) closing: Vec<(Token, CloseReason)>,
     pub(crate) scratch_in: Buffer,
     pub(crate) scratch_out: Buffer,
@@ -154,6 +156,7 @@ impl EventLoop {
                 clock: Clock::new(),
                 now: 0,
                 ready: Vec::new(),
+                drains: Vec::new(),
                 closing: Vec::new(),
                 scratch_in,
                 scratch_out: Buffer::with_max(usize::MAX),
@@ -337,7 +340,7 @@ impl EventLoop {
     /// One turn of the loop; `core.now` must be current.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let core = &mut self.core;
-        let timeout_ms: i32 = if !core.ready.is_empty() || core.stop {
+        let timeout_ms: i32 = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
             0
         } else {
             let user = timeout.map_or(-1, |t| crate::timer::ceil_ms(t).min(i32::MAX as u64) as i32);
@@ -360,6 +363,7 @@ impl EventLoop {
             core.dispatch(tok, ready);
         }
         core.serve_ready_list();
+        core.serve_drains();
         core.fire_timers();
         core.reap();
         Ok(n)
@@ -434,6 +438,28 @@ impl Core {
                 }
                 Some(Entry::Listener(_)) => self.accept_ready(tok),
                 _ => {}
+            }
+        }
+    }
+
+    /// Calls `on_drain` for the connections on the drain list whose output
+    /// is still drained. Entries pushed meanwhile wait for the next turn.
+    fn serve_drains(&mut self) {
+        if self.drains.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.drains);
+        for tok in list {
+            let Some(c) = self.conn_mut(tok) else {
+                continue;
+            };
+            c.flags.remove(Flags::IN_DRAIN);
+            if c.flags.any(Flags::CLOSED | Flags::CLOSE_REQ) || !c.output.is_empty() {
+                continue;
+            }
+            if c.flags.contains(Flags::WANT_DRAIN) {
+                c.flags.remove(Flags::WANT_DRAIN);
+                self.with_handler(tok, |h, ctx| h.on_drain(ctx));
             }
         }
     }
