@@ -341,6 +341,49 @@ impl Core {
     /// After any callback on `tok`: send what it wrote (one send for all of
     /// it), queue the rest, apply backpressure and pending closes.
     pub(crate) fn after_callback(&mut self, tok: Token) {
+        // The hot path, with one lookup: a batch for a writable connection
+        // with nothing queued and no close or half-close asked for goes out
+        // in one send, straight from the scratch, and when the kernel takes
+        // all of it there is nothing else to do (check_state would find no
+        // queue and no request). Anything else takes the general path.
+        if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
+            let f = c.flags;
+            let quiet = !f.any(
+                Flags::CLOSED
+                    | Flags::CONNECTING
+                    | Flags::CLOSE_REQ
+                    | Flags::SHUT_WR_REQ
+                    | Flags::WR_SHUT,
+            );
+            if quiet && c.output.is_empty() {
+                let batch = self.scratch_out.as_slice();
+                if batch.is_empty() {
+                    return;
+                }
+                if f.contains(Flags::WRITABLE) {
+                    match sys::io::send(c.fd.as_fd(), batch) {
+                        Ok(n) => {
+                            c.last_active = self.now;
+                            if n == batch.len() {
+                                self.scratch_out.clear();
+                                return;
+                            }
+                            // Short: the general path queues the rest
+                            // (and does not offer it again: not WRITABLE).
+                            c.flags.remove(Flags::WRITABLE);
+                            self.scratch_out.consume(n);
+                        }
+                        Err(e) => match IoStatus::from_error(e) {
+                            IoStatus::WouldBlock => c.flags.remove(Flags::WRITABLE),
+                            status => {
+                                self.scratch_out.clear();
+                                return self.write_failed(tok, status);
+                            }
+                        },
+                    }
+                }
+            }
+        }
         if !self.scratch_out.is_empty() {
             let mut out = std::mem::take(&mut self.scratch_out);
             // A failure has closed the connection; the handler hears of it
