@@ -136,23 +136,24 @@ impl Conn {
 impl Core {
     /// An epoll event for a connection.
     pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready) {
-        let Some(c) = self.conn_mut(tok) else { return };
-        if c.flags.contains(Flags::CLOSED) {
-            return; // closed earlier in this batch: the event is stale
-        }
-        if c.flags.contains(Flags::CONNECTING) {
+        let Some(mut c) = self.conn_mut(tok) else {
+            return;
+        };
+        if c.flags.any(Flags::CLOSED | Flags::CONNECTING) {
+            if c.flags.contains(Flags::CLOSED) {
+                return; // closed earlier in this batch: the event is stale
+            }
             if ready.is_writable() || ready.is_error() || ready.is_hup() {
                 self.finish_connect(tok);
             }
-            let Some(c) = self.conn_mut(tok) else { return };
-            if c.flags.any(Flags::CONNECTING | Flags::CLOSED) {
+            let Some(again) = self.conn_mut(tok) else {
+                return;
+            };
+            if again.flags.any(Flags::CONNECTING | Flags::CLOSED) {
                 return;
             }
+            c = again;
         }
-        let c = match self.conn_mut(tok) {
-            Some(c) => c,
-            None => return,
-        };
         if ready.is_read_closed() {
             c.flags.insert(Flags::RDHUP);
         }
@@ -257,6 +258,11 @@ impl Core {
                         // EPOLLRDHUP and a short read: the FIN is next; no
                         // need to spend a read to see the 0.
                         self.peer_fin(tok);
+                        return;
+                    }
+                    if drained {
+                        // Not READABLE any more (only an event sets it
+                        // again): the next round would stop; stop here.
                         return;
                     }
                 }
