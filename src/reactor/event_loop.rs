@@ -426,6 +426,9 @@ impl Core {
     }
 
     fn serve_ready_list(&mut self) {
+        if self.ready.is_empty() {
+            return; // the usual turn: no swap of the list
+        }
         // Entries pushed while serving wait for the next turn (timeout 0).
         let list = std::mem::take(&mut self.ready);
         for tok in list {
@@ -465,6 +468,9 @@ impl Core {
     }
 
     fn fire_timers(&mut self) {
+        if !self.timers.may_be_due(self.now) {
+            return; // the usual turn: one comparison with the earliest deadline
+        }
         while let Some((id, task)) = self.timers.pop_expired(self.now) {
             match task {
                 TimerTask::Idle(tok) => self.idle_check(tok),
