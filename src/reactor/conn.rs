@@ -154,17 +154,9 @@ impl Core {
             }
             c = again;
         }
-        if ready.is_read_closed() {
-            c.flags.insert(Flags::RDHUP);
-        }
-        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
-            c.flags.insert(Flags::READABLE);
-        }
-        if ready.is_writable() || ready.is_error() {
-            c.flags.insert(Flags::WRITABLE);
-            if !c.output.is_empty() {
-                self.flush_output(tok);
-            }
+        c.flags.insert(readiness_flags(ready));
+        if (ready.is_writable() || ready.is_error()) && !c.output.is_empty() {
+            self.flush_output(tok);
         }
         self.read_ready(tok);
     }
@@ -343,51 +335,102 @@ impl Core {
             }
         }
     }
+}
 
+impl Conn {
+    /// Sends a top-level callback's batch on the hot path: a writable
+    /// connection with nothing queued and no close or half-close asked for
+    /// sends it in one call, straight from the scratch; when the kernel
+    /// takes all of it there is nothing else to do (check_state would find
+    /// no queue and no request). `General`: `after_callback` must run (the
+    /// rest of a short send is left in the scratch for it to queue, and
+    /// WRITABLE cleared so that it does not offer it again).
+    #[inline]
+    pub(crate) fn send_batch(&mut self, scratch_out: &mut Buffer, now: u64) -> Batch {
+        let f = self.flags;
+        if f.any(
+            Flags::CLOSED
+                | Flags::CONNECTING
+                | Flags::CLOSE_REQ
+                | Flags::SHUT_WR_REQ
+                | Flags::WR_SHUT,
+        ) || !self.output.is_empty()
+        {
+            return Batch::General;
+        }
+        let batch = scratch_out.as_slice();
+        if batch.is_empty() {
+            return Batch::Done;
+        }
+        if !f.contains(Flags::WRITABLE) {
+            return Batch::General;
+        }
+        match sys::io::send(self.fd.as_fd(), batch) {
+            Ok(n) => {
+                self.last_active = now;
+                if n == batch.len() {
+                    scratch_out.clear();
+                    return Batch::Done;
+                }
+                self.flags.remove(Flags::WRITABLE);
+                scratch_out.consume(n);
+                Batch::General
+            }
+            Err(e) => match IoStatus::from_error(e) {
+                IoStatus::WouldBlock => {
+                    self.flags.remove(Flags::WRITABLE);
+                    Batch::General
+                }
+                status => {
+                    scratch_out.clear();
+                    Batch::Failed(status)
+                }
+            },
+        }
+    }
+}
+
+/// What [`Conn::send_batch`] did.
+pub(crate) enum Batch {
+    /// Sent (or nothing to send): nothing else to do.
+    Done,
+    /// `after_callback` must queue the rest or apply what was asked.
+    General,
+    /// The send failed: close with this status.
+    Failed(IoStatus),
+}
+
+/// The flags an epoll event sets.
+#[inline]
+pub(crate) fn readiness_flags(ready: Ready) -> Flags {
+    let mut f = Flags::default();
+    if ready.is_read_closed() {
+        f.insert(Flags::RDHUP);
+    }
+    if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+        f.insert(Flags::READABLE);
+    }
+    if ready.is_writable() || ready.is_error() {
+        f.insert(Flags::WRITABLE);
+    }
+    f
+}
+
+impl Core {
     /// After any callback on `tok`: send what it wrote (one send for all of
     /// it), queue the rest, apply backpressure and pending closes.
     pub(crate) fn after_callback(&mut self, tok: Token) {
-        // The hot path, with one lookup: a batch for a writable connection
-        // with nothing queued and no close or half-close asked for goes out
-        // in one send, straight from the scratch, and when the kernel takes
-        // all of it there is nothing else to do (check_state would find no
-        // queue and no request). Anything else takes the general path.
-        if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
-            let f = c.flags;
-            let quiet = !f.any(
-                Flags::CLOSED
-                    | Flags::CONNECTING
-                    | Flags::CLOSE_REQ
-                    | Flags::SHUT_WR_REQ
-                    | Flags::WR_SHUT,
-            );
-            if quiet && c.output.is_empty() {
-                let batch = self.scratch_out.as_slice();
-                if batch.is_empty() {
-                    return;
-                }
-                if f.contains(Flags::WRITABLE) {
-                    match sys::io::send(c.fd.as_fd(), batch) {
-                        Ok(n) => {
-                            c.last_active = self.now;
-                            if n == batch.len() {
-                                self.scratch_out.clear();
-                                return;
-                            }
-                            // Short: the general path queues the rest
-                            // (and does not offer it again: not WRITABLE).
-                            c.flags.remove(Flags::WRITABLE);
-                            self.scratch_out.consume(n);
-                        }
-                        Err(e) => match IoStatus::from_error(e) {
-                            IoStatus::WouldBlock => c.flags.remove(Flags::WRITABLE),
-                            status => {
-                                self.scratch_out.clear();
-                                return self.write_failed(tok, status);
-                            }
-                        },
-                    }
-                }
+        let Core {
+            entries,
+            scratch_out,
+            now,
+            ..
+        } = self;
+        if let Some(Entry::Conn(c)) = entries.get_mut(tok) {
+            match c.send_batch(scratch_out, *now) {
+                Batch::Done => return,
+                Batch::Failed(status) => return self.write_failed(tok, status),
+                Batch::General => {}
             }
         }
         if !self.scratch_out.is_empty() {
@@ -525,7 +568,7 @@ impl Core {
         }
     }
 
-    fn write_failed(&mut self, tok: Token, status: IoStatus) {
+    pub(crate) fn write_failed(&mut self, tok: Token, status: IoStatus) {
         let reason = match status {
             IoStatus::Reset => CloseReason::Reset,
             IoStatus::BrokenPipe => CloseReason::BrokenPipe,

@@ -384,8 +384,21 @@ impl EventLoop {
 impl Core {
     /// Routes one epoll event to whatever its token names.
     fn dispatch(&mut self, tok: Token, ready: Ready) {
-        match self.entries.get(tok) {
-            Some(Entry::Conn(_)) => self.conn_event(tok, ready),
+        match self.entries.get_mut(tok) {
+            Some(Entry::Conn(c)) => {
+                // The hot path, with the connection found once: a connected
+                // connection that is readable, or writable with nothing
+                // queued, only needs its flags set before the reads.
+                // Connecting, closed, or output waiting for EPOLLOUT: the
+                // general path.
+                if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
+                    || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
+                {
+                    return self.conn_event(tok, ready);
+                }
+                c.flags.insert(crate::reactor::conn::readiness_flags(ready));
+                self.read_ready(tok);
+            }
             Some(Entry::Listener(_)) => self.accept_ready(tok),
             Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
             Some(Entry::Waker) => self.run_posted(),
@@ -680,8 +693,27 @@ impl Core {
         let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
         f(&mut *handler, &mut Context::new(self, Some(tok)));
         self.in_callback = outer;
-        if let Some(conn) = self.conn_mut(tok) {
+        // Connections leave the slab only in reap, after every callback of
+        // the turn, so this finds the same connection.
+        let Core {
+            entries,
+            scratch_out,
+            now,
+            ..
+        } = self;
+        if let Some(Entry::Conn(conn)) = entries.get_mut(tok) {
             conn.handler = Some(handler);
+            if outer_out.is_none() {
+                // The end of a top-level callback: the batch goes out here,
+                // with the lookup just made, when nothing else is asked.
+                match conn.send_batch(scratch_out, *now) {
+                    crate::reactor::conn::Batch::Done => return,
+                    crate::reactor::conn::Batch::Failed(status) => {
+                        return self.write_failed(tok, status)
+                    }
+                    crate::reactor::conn::Batch::General => {}
+                }
+            }
         }
         self.after_callback(tok);
         if let Some(out) = outer_out {
