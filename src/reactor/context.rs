@@ -1,6 +1,6 @@
 //! [`Context`]: what a handler can do, from inside a callback.
 
-use crate::reactor::conn::Flags;
+use crate::reactor::conn::{Flags, DIRECT_WRITE, OUT_BATCH};
 use crate::reactor::event_loop::{Core, TimerTask};
 use crate::reactor::handler::{ConnId, Handler};
 use crate::sys;
@@ -18,11 +18,34 @@ use std::time::Duration;
 pub struct Context<'a> {
     core: &'a mut Core,
     current: Option<Token>,
+    /// The current connection's small writes may go straight into the
+    /// shared out-scratch without looking it up: when the callback began it
+    /// was connected, not closing or shut down for writing, and had nothing
+    /// queued, and no method of this context has run since that could
+    /// change that (each of them clears this; only the batching path of
+    /// [`Context::write`] keeps it). False: `write` takes the general path
+    /// (`Core::write_for`), which checks everything.
+    batching: bool,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(core: &'a mut Core, current: Option<Token>) -> Context<'a> {
-        Context { core, current }
+        Context {
+            core,
+            current,
+            batching: false,
+        }
+    }
+
+    /// A context for a callback of `tok`; `batching` as the field says
+    /// (decided by the caller from the connection's state).
+    #[inline]
+    pub(crate) fn for_conn(core: &'a mut Core, tok: Token, batching: bool) -> Context<'a> {
+        Context {
+            core,
+            current: Some(tok),
+            batching,
+        }
     }
 
     /// This connection's id; `None` in loop-level callbacks (posted tasks,
@@ -53,7 +76,18 @@ impl<'a> Context<'a> {
     /// offered only when the callback returns, so the limit can also trip
     /// then (`on_close` says so); `NotConnected` outside a connection
     /// callback.
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.batching
+            && data.len() < DIRECT_WRITE
+            && self.core.scratch_out.len() + data.len() <= OUT_BATCH
+        {
+            // The hot path: what write_for would do for a quiet current
+            // connection, without finding it again.
+            let _ = self.core.scratch_out.extend(data);
+            return Ok(());
+        }
+        self.batching = false;
         let tok = self.this()?;
         self.core.write_for(self.current, tok, data)
     }
@@ -64,6 +98,7 @@ impl<'a> Context<'a> {
     /// # Errors
     /// As [`Context::write`]; `NotConnected` for a closed id.
     pub fn write_to(&mut self, id: ConnId, data: &[u8]) -> io::Result<()> {
+        self.batching = false;
         self.core.write_for(self.current, id.0, data)
     }
 
@@ -92,6 +127,7 @@ impl<'a> Context<'a> {
     /// Closes this connection gracefully: flush the output, send FIN, wait
     /// (bounded) for the peer's FIN, close. Later writes fail.
     pub fn close(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.core.request_close(t);
         }
@@ -99,11 +135,13 @@ impl<'a> Context<'a> {
 
     /// Closes connection `id` gracefully; see [`Context::close`].
     pub fn close_conn(&mut self, id: ConnId) {
+        self.batching = false;
         self.core.request_close(id.0);
     }
 
     /// Aborts this connection: RST, queued output discarded.
     pub fn abort(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.core.abort(t);
         }
@@ -111,12 +149,14 @@ impl<'a> Context<'a> {
 
     /// Aborts connection `id`; see [`Context::abort`].
     pub fn abort_conn(&mut self, id: ConnId) {
+        self.batching = false;
         self.core.abort(id.0);
     }
 
     /// Half-closes this connection: after the output is flushed, send FIN
     /// (`shutdown(SHUT_WR)`) but keep reading.
     pub fn shutdown_write(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.shutdown_write_conn(ConnId(t));
         }
@@ -124,6 +164,7 @@ impl<'a> Context<'a> {
 
     /// Half-closes connection `id`; see [`Context::shutdown_write`].
     pub fn shutdown_write_conn(&mut self, id: ConnId) {
+        self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
             c.flags.insert(Flags::SHUT_WR_REQ);
         }
@@ -142,6 +183,7 @@ impl<'a> Context<'a> {
     /// Stops reading from this connection (backpressure); bytes stay in the
     /// kernel buffer, and the peer is eventually flow-controlled by TCP.
     pub fn pause_reading(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.pause_reading_of(ConnId(t));
         }
@@ -149,6 +191,7 @@ impl<'a> Context<'a> {
 
     /// Stops reading from connection `id`.
     pub fn pause_reading_of(&mut self, id: ConnId) {
+        self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
             c.flags.insert(Flags::USER_PAUSED);
         }
@@ -156,6 +199,7 @@ impl<'a> Context<'a> {
 
     /// Resumes reading from this connection.
     pub fn resume_reading(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.resume_reading_of(ConnId(t));
         }
@@ -164,6 +208,7 @@ impl<'a> Context<'a> {
     /// Resumes reading from connection `id`. Bytes that arrived while it
     /// was paused are read on the next turn (no new edge is needed).
     pub fn resume_reading_of(&mut self, id: ConnId) {
+        self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
             c.flags.remove(Flags::USER_PAUSED);
             self.core.push_ready(id.0);
@@ -215,6 +260,7 @@ impl<'a> Context<'a> {
         timeout: Option<Duration>,
         handler: Box<dyn Handler>,
     ) -> io::Result<ConnId> {
+        self.batching = false;
         self.core
             .connect(addr, timeout, handler)
             .map(ConnId)
@@ -228,6 +274,7 @@ impl<'a> Context<'a> {
         timeout: Option<Duration>,
         handler: Box<dyn Handler>,
     ) -> Result<ConnId, (io::Error, Box<dyn Handler>)> {
+        self.batching = false;
         self.core.connect(addr, timeout, handler).map(ConnId)
     }
 
@@ -241,6 +288,7 @@ impl<'a> Context<'a> {
         stream: S,
         handler: Box<dyn Handler>,
     ) -> io::Result<ConnId> {
+        self.batching = false;
         let fd: OwnedFd = stream.into();
         sys::fd::set_nonblocking(fd.as_fd(), true)?;
         self.core
@@ -290,6 +338,7 @@ impl<'a> Context<'a> {
 
     /// Makes `run()` return after this turn; connections stay open.
     pub fn stop(&mut self) {
+        self.batching = false;
         self.core.stop = true;
     }
 
@@ -297,6 +346,7 @@ impl<'a> Context<'a> {
     /// flushing its output, abort what is left after `grace`; `run()`
     /// returns once no connection remains.
     pub fn shutdown(&mut self, grace: Duration) {
+        self.batching = false;
         self.core.begin_shutdown(grace);
     }
 }

@@ -687,11 +687,19 @@ impl Core {
         let Some(mut handler) = conn.handler.take() else {
             return;
         };
+        // Context::write may batch without a lookup (see its `batching`).
+        let batching = !conn.flags.any(
+            Flags::CLOSED
+                | Flags::CLOSE_REQ
+                | Flags::SHUT_WR_REQ
+                | Flags::WR_SHUT
+                | Flags::CONNECTING,
+        ) && conn.output.is_empty();
         let outer = self.in_callback.replace(tok);
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
         let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
-        f(&mut *handler, &mut Context::new(self, Some(tok)));
+        f(&mut *handler, &mut Context::for_conn(self, tok, batching));
         self.in_callback = outer;
         // Connections leave the slab only in reap, after every callback of
         // the turn, so this finds the same connection.
