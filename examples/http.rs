@@ -122,10 +122,11 @@ enum Route {
 
 impl Answer {
     fn of(req: &Request<'_>) -> Answer {
-        let route = match (req.path(), req.method) {
-            (b"/", Method::Get) => Route::Hello,
-            (b"/", Method::Head) => Route::HelloHead,
-            (b"/", _) => Route::NotAllowed,
+        let root = matches!(req.target, [b'/'] | [b'/', b'?', ..]);
+        let route = match (root, req.method) {
+            (true, Method::Get) => Route::Hello,
+            (true, Method::Head) => Route::HelloHead,
+            (true, _) => Route::NotAllowed,
             _ => Route::NotFound,
         };
         Answer {

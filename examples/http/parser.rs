@@ -175,11 +175,11 @@ impl fmt::Display for HttpError {
 pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpError> {
     // Skip empty lines before the request line (not counted in the limit).
     let mut start = 0;
-    loop {
-        match buf.get(start..) {
-            Some([b'\r', b'\n', ..]) => start += 2,
-            Some([b'\n', ..]) => start += 1,
-            Some([b'\r']) | Some([]) => return Ok(None),
+    while let Some(b'\r' | b'\n') | None = buf.get(start) {
+        match &buf[start..] {
+            [b'\r', b'\n', ..] => start += 2,
+            [b'\n', ..] => start += 1,
+            [b'\r'] | [] => return Ok(None),
             _ => break,
         }
     }
@@ -224,9 +224,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         let value = || trim_ows(h.value);
-        // Dispatch on the length first: most fields are none of these.
+        // Dispatch on the length and first letter: most fields are none
+        // of these, and are passed over without a full comparison.
+        let first = name.first().map_or(0, |b| b | 0x20);
         match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            14 if first == b'c' && name.eq_ignore_ascii_case(b"content-length") => {
                 let n = parse_content_length(value())?;
                 if seen_length && n != req.content_length {
                     return Err(HttpError::BadRequest("conflicting Content-Length"));
@@ -234,11 +236,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
                 seen_length = true;
                 req.content_length = n;
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            17 if first == b't' && name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 transfer_codings(value(), &mut req.chunked)?;
                 seen_te = true;
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            10 if first == b'c' && name.eq_ignore_ascii_case(b"connection") => {
                 for token in value().split(|&b| b == b',') {
                     let token = trim_ows(token);
                     if token.eq_ignore_ascii_case(b"close") {
@@ -248,7 +250,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
                     }
                 }
             }
-            6 if name.eq_ignore_ascii_case(b"expect")
+            6 if first == b'e'
+                && name.eq_ignore_ascii_case(b"expect")
                 && value().eq_ignore_ascii_case(b"100-continue") =>
             {
                 req.expect_continue = true;
@@ -315,12 +318,13 @@ fn why(e: httparse::Error) -> &'static str {
 }
 
 fn method_of(raw: &[u8]) -> Method {
+    // Byte patterns, not string literals: compared in place, no memcmp.
     match raw {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        b"POST" => Method::Post,
-        b"PUT" => Method::Put,
-        b"DELETE" => Method::Delete,
+        [b'G', b'E', b'T'] => Method::Get,
+        [b'H', b'E', b'A', b'D'] => Method::Head,
+        [b'P', b'O', b'S', b'T'] => Method::Post,
+        [b'P', b'U', b'T'] => Method::Put,
+        [b'D', b'E', b'L', b'E', b'T', b'E'] => Method::Delete,
         _ => Method::Other,
     }
 }
