@@ -345,7 +345,7 @@ impl Conn {
     /// no queue and no request). `General`: `after_callback` must run (the
     /// rest of a short send is left in the scratch for it to queue, and
     /// WRITABLE cleared so that it does not offer it again).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send_batch(&mut self, scratch_out: &mut Buffer, now: u64) -> Batch {
         let f = self.flags;
         if f.any(

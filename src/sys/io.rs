@@ -62,7 +62,7 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
 /// EAGAIN when the send buffer is full; ECONNRESET when the peer reset the
 /// connection; EPIPE when writing after our shutdown or after a reset was
 /// already reported; ENOTSOCK when `fd` is not a socket.
-#[inline]
+#[inline(always)]
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let len = fault::limit(Op::Write, fd, buf.len())?;
     // SAFETY: `buf` is valid for reads of `len <= buf.len()` bytes.
