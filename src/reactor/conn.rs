@@ -125,6 +125,20 @@ impl Conn {
         }
     }
 
+    /// Whether a callback's small writes may go straight into the shared
+    /// out-scratch (`Context`'s `batching`): connected, not closing or shut
+    /// down for writing, nothing queued.
+    #[inline]
+    pub(crate) fn may_batch(&self) -> bool {
+        !self.flags.any(
+            Flags::CLOSED
+                | Flags::CLOSE_REQ
+                | Flags::SHUT_WR_REQ
+                | Flags::WR_SHUT
+                | Flags::CONNECTING,
+        ) && self.output.is_empty()
+    }
+
     fn may_read(&self) -> bool {
         self.flags.contains(Flags::READABLE)
             && !self
@@ -243,8 +257,25 @@ impl Core {
                         // Closing: discard what still arrives.
                         c.input.release();
                         scratch_in.clear();
+                    } else if let Some(handler) = c.handler.take() {
+                        // Taken here, with the connection in hand (may_read:
+                        // it is open), rather than found again.
+                        let batching = c.may_batch();
+                        let input = if from_scratch {
+                            std::mem::take(scratch_in)
+                        } else {
+                            std::mem::take(&mut c.input)
+                        };
+                        self.deliver(tok, from_scratch, input, handler, batching);
                     } else {
-                        self.deliver(tok, from_scratch);
+                        // No handler to call (inside its own callback: not
+                        // on this path, but keep the bytes as deliver would).
+                        let kept = !from_scratch || c.input.extend(scratch_in.as_slice()).is_ok();
+                        scratch_in.clear();
+                        if !kept {
+                            self.abort_with(tok, CloseReason::InputLimit);
+                            return;
+                        }
                     }
                     if eof_next {
                         // EPOLLRDHUP and a short read: the FIN is next; no
@@ -299,16 +330,17 @@ impl Core {
 
     /// Hands the input to the handler. Bytes it leaves unconsumed move
     /// into (or stay in) the connection's own buffer.
-    fn deliver(&mut self, tok: Token, from_scratch: bool) {
-        let mut input = if from_scratch {
-            std::mem::take(&mut self.scratch_in)
-        } else {
-            match self.conn_mut(tok) {
-                Some(c) => std::mem::take(&mut c.input),
-                None => return,
-            }
-        };
-        self.with_handler(tok, |h, ctx| h.on_data(ctx, &mut input));
+    /// `input` was taken from the scratch (`from_scratch`) or the
+    /// connection's buffer, `handler` from the connection.
+    fn deliver(
+        &mut self,
+        tok: Token,
+        from_scratch: bool,
+        mut input: Buffer,
+        handler: Box<dyn Handler>,
+        batching: bool,
+    ) {
+        self.run_handler(tok, handler, batching, |h, ctx| h.on_data(ctx, &mut input));
         if from_scratch {
             let leftover = if input.is_empty() {
                 Ok(())

@@ -684,17 +684,27 @@ impl Core {
         if conn.flags.contains(Flags::CLOSED) {
             return;
         }
-        let Some(mut handler) = conn.handler.take() else {
+        let Some(handler) = conn.handler.take() else {
             return;
         };
         // Context::write may batch without a lookup (see its `batching`).
-        let batching = !conn.flags.any(
-            Flags::CLOSED
-                | Flags::CLOSE_REQ
-                | Flags::SHUT_WR_REQ
-                | Flags::WR_SHUT
-                | Flags::CONNECTING,
-        ) && conn.output.is_empty();
+        let batching = conn.may_batch();
+        self.run_handler(tok, handler, batching, f);
+    }
+
+    /// [`Core::with_handler`] for a caller that has taken the handler out
+    /// of its (open) connection itself and decided `batching` with
+    /// `Conn::may_batch`: the read path, which holds the connection.
+    #[inline]
+    pub(crate) fn run_handler<F>(
+        &mut self,
+        tok: Token,
+        mut handler: Box<dyn Handler>,
+        batching: bool,
+        f: F,
+    ) where
+        F: FnOnce(&mut dyn Handler, &mut Context<'_>),
+    {
         let outer = self.in_callback.replace(tok);
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
