@@ -149,7 +149,7 @@ impl Conn {
 
 impl Core {
     /// An epoll event for a connection.
-    pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready) {
+    pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
         let Some(mut c) = self.conn_mut(tok) else {
             return;
         };
@@ -172,7 +172,7 @@ impl Core {
         if (ready.is_writable() || ready.is_error()) && !c.output.is_empty() {
             self.flush_output(tok);
         }
-        self.read_ready(tok);
+        self.read_ready(tok, scratch_in);
     }
 
     /// The writability that ends a non-blocking connect: SO_ERROR says how.
@@ -195,14 +195,12 @@ impl Core {
 
     /// Reads while the connection is readable and may read, at most
     /// `READS_PER_TURN` times, delivering each chunk to the handler.
-    pub(crate) fn read_ready(&mut self, tok: Token) {
+    ///
+    /// `scratch_in` is the loop's shared read buffer (64 KiB, kept outside
+    /// `Core` so that a handler can be given it without moving it).
+    pub(crate) fn read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
         for _ in 0..READS_PER_TURN {
-            let Core {
-                entries,
-                scratch_in,
-                now,
-                ..
-            } = self;
+            let Core { entries, now, .. } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
                 return;
             };
@@ -215,10 +213,15 @@ impl Core {
             let from_scratch = c.input.is_empty();
             let outcome = if from_scratch {
                 // The shared buffer was sized to READ_CHUNK at start and is
-                // only ever cleared: its spare room is the whole chunk.
+                // only ever cleared: its spare room is the whole chunk
+                // (unless a handler released the buffer it was handed:
+                // then it is sized again, so that a read is never of zero
+                // bytes, which would look like EOF).
                 scratch_in.clear();
-                let space = scratch_in.spare();
-                debug_assert_eq!(space.len(), READ_CHUNK);
+                let mut space = scratch_in.spare();
+                if space.len() < READ_CHUNK {
+                    space = resize_scratch(scratch_in);
+                }
                 let want = space.len();
                 match sys::io::read(c.fd.as_fd(), space) {
                     Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
@@ -261,12 +264,12 @@ impl Core {
                         // Taken here, with the connection in hand (may_read:
                         // it is open), rather than found again.
                         let batching = c.may_batch();
-                        let input = if from_scratch {
-                            std::mem::take(scratch_in)
+                        if from_scratch {
+                            self.deliver_scratch(tok, scratch_in, handler, batching);
                         } else {
-                            std::mem::take(&mut c.input)
-                        };
-                        self.deliver(tok, from_scratch, input, handler, batching);
+                            let input = std::mem::take(&mut c.input);
+                            self.deliver_own(tok, input, handler, batching);
+                        }
                     } else {
                         // No handler to call (inside its own callback: not
                         // on this path, but keep the bytes as deliver would).
@@ -328,34 +331,40 @@ impl Core {
         }
     }
 
-    /// Hands the input to the handler. Bytes it leaves unconsumed move
-    /// into (or stay in) the connection's own buffer.
-    /// `input` was taken from the scratch (`from_scratch`) or the
-    /// connection's buffer, `handler` from the connection.
-    fn deliver(
+    /// Hands what the shared read buffer holds to the handler (`handler`,
+    /// taken from the connection). Bytes it leaves unconsumed move into the
+    /// connection's own buffer; the shared one is left empty.
+    fn deliver_scratch(
         &mut self,
         tok: Token,
-        from_scratch: bool,
+        input: &mut Buffer,
+        handler: Box<dyn Handler>,
+        batching: bool,
+    ) {
+        self.run_handler(tok, handler, batching, |h, ctx| h.on_data(ctx, input));
+        if !input.is_empty() {
+            let kept = match self.conn_mut(tok) {
+                Some(c) => c.input.extend(input.as_slice()).is_ok(),
+                None => true,
+            };
+            input.clear();
+            if !kept {
+                self.abort_with(tok, CloseReason::InputLimit);
+            }
+        }
+    }
+
+    /// Hands the connection's own input buffer (taken out of it) to the
+    /// handler, and puts it back.
+    fn deliver_own(
+        &mut self,
+        tok: Token,
         mut input: Buffer,
         handler: Box<dyn Handler>,
         batching: bool,
     ) {
         self.run_handler(tok, handler, batching, |h, ctx| h.on_data(ctx, &mut input));
-        if from_scratch {
-            let leftover = if input.is_empty() {
-                Ok(())
-            } else {
-                match self.conn_mut(tok) {
-                    Some(c) => c.input.extend(input.as_slice()),
-                    None => Ok(()),
-                }
-            };
-            input.clear();
-            self.scratch_in = input;
-            if leftover.is_err() {
-                self.abort_with(tok, CloseReason::InputLimit);
-            }
-        } else if let Some(c) = self.conn_mut(tok) {
+        if let Some(c) = self.conn_mut(tok) {
             let over = input.len() > input.max();
             if input.is_empty() {
                 input.release(); // drained: an idle connection holds nothing
@@ -420,6 +429,13 @@ impl Conn {
             },
         }
     }
+}
+
+/// Gives the shared read buffer its READ_CHUNK of room back.
+#[cold]
+fn resize_scratch(scratch_in: &mut Buffer) -> &mut [u8] {
+    let _ = scratch_in.writable(READ_CHUNK);
+    scratch_in.spare()
 }
 
 /// What [`Conn::send_batch`] did.

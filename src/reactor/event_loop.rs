@@ -96,7 +96,6 @@ pub(crate) struct Core {
     /// Connections owed an `on_drain` outside their own callbacks.
     pub(crate) drains: Vec<Token>,
     pub(crate) closing: Vec<(Token, CloseReason)>,
-    pub(crate) scratch_in: Buffer,
     pub(crate) scratch_out: Buffer,
     pub(crate) profiles: Vec<Profile>,
     pub(crate) shared: Arc<Shared>,
@@ -128,6 +127,11 @@ pub(crate) struct Core {
 /// ```
 pub struct EventLoop {
     core: Core,
+    /// The shared read buffer (64 KiB): each read of a connection with no
+    /// buffered input lands here and is handed to the handler in place.
+    /// Outside `Core` so that the handler can borrow it while its context
+    /// borrows the core.
+    scratch_in: Buffer,
 }
 
 impl EventLoop {
@@ -158,7 +162,6 @@ impl EventLoop {
                 ready: Vec::new(),
                 drains: Vec::new(),
                 closing: Vec::new(),
-                scratch_in,
                 scratch_out: Buffer::with_max(usize::MAX),
                 profiles: vec![Profile {
                     config: ConnConfig::default(),
@@ -170,6 +173,7 @@ impl EventLoop {
                 stop: false,
                 shutting_down: false,
             },
+            scratch_in,
         })
     }
 
@@ -339,7 +343,7 @@ impl EventLoop {
 
     /// One turn of the loop; `core.now` must be current.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let core = &mut self.core;
+        let EventLoop { core, scratch_in } = self;
         let timeout_ms: i32 = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
             0
         } else {
@@ -360,9 +364,9 @@ impl EventLoop {
         core.now = core.clock.now_ms();
         for i in 0..n {
             let (tok, ready) = core.poller.event(i);
-            core.dispatch(tok, ready);
+            core.dispatch(tok, ready, scratch_in);
         }
-        core.serve_ready_list();
+        core.serve_ready_list(scratch_in);
         core.serve_drains();
         core.fire_timers();
         core.reap();
@@ -383,7 +387,7 @@ impl EventLoop {
 
 impl Core {
     /// Routes one epoll event to whatever its token names.
-    fn dispatch(&mut self, tok: Token, ready: Ready) {
+    fn dispatch(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
         match self.entries.get_mut(tok) {
             Some(Entry::Conn(c)) => {
                 // The hot path, with the connection found once: a connected
@@ -394,10 +398,10 @@ impl Core {
                 if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
                     || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
                 {
-                    return self.conn_event(tok, ready);
+                    return self.conn_event(tok, ready, scratch_in);
                 }
                 c.flags.insert(crate::reactor::conn::readiness_flags(ready));
-                self.read_ready(tok);
+                self.read_ready(tok, scratch_in);
             }
             Some(Entry::Listener(_)) => self.accept_ready(tok),
             Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
@@ -438,7 +442,7 @@ impl Core {
             .insert(Entry::Watched(Some(Box::new(Watch { source, callback })))))
     }
 
-    fn serve_ready_list(&mut self) {
+    fn serve_ready_list(&mut self, scratch_in: &mut Buffer) {
         if self.ready.is_empty() {
             return; // the usual turn: no swap of the list
         }
@@ -450,7 +454,7 @@ impl Core {
                     if let Some(c) = self.conn_mut(tok) {
                         c.flags.remove(Flags::IN_READY);
                     }
-                    self.read_ready(tok);
+                    self.read_ready(tok, scratch_in);
                 }
                 Some(Entry::Listener(_)) => self.accept_ready(tok),
                 _ => {}
