@@ -29,7 +29,8 @@ struct Conn {
     closing: bool,
 }
 
-const HELLO_PRE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nDate: ";
+const HELLO_PRE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nDate: ";
 const HELLO_POST: &[u8] = b"\r\n\r\nHello, World!";
 
 /// The `Date` value, and the whole `GET /` answer with it, re-rendered
@@ -50,7 +51,10 @@ impl DateCache {
             self.hello.extend_from_slice(HELLO_PRE);
             self.hello.extend_from_slice(&self.text);
             self.hello.extend_from_slice(HELLO_POST);
-            let sub = wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+            let sub = wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
             self.stale_at = now + Duration::from_secs(1) - Duration::from_nanos(sub.into());
         }
     }
@@ -60,14 +64,19 @@ fn main() -> io::Result<()> {
     let addr = sockloop_bench_peers::addr_from_args();
     let mut poll = Poll::new()?;
     let mut listener = TcpListener::bind(addr)?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     sockloop_bench_peers::announce(listener.local_addr()?);
 
     let mut conns: HashMap<Token, Conn> = HashMap::new();
     let mut next = 1usize;
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut date = DateCache { text: [b' '; 29], hello: Vec::new(), stale_at: Instant::now() };
+    let mut date = DateCache {
+        text: [b' '; 29],
+        hello: Vec::new(),
+        stale_at: Instant::now(),
+    };
 
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -110,7 +119,9 @@ fn main() -> io::Result<()> {
                 continue;
             }
             let tok = ev.token();
-            let Some(conn) = conns.get_mut(&tok) else { continue };
+            let Some(conn) = conns.get_mut(&tok) else {
+                continue;
+            };
             if !service(conn, &mut buf, &date) {
                 if let Some(mut c) = conns.remove(&tok) {
                     let _ = poll.registry().deregister(&mut c.sock);
@@ -139,7 +150,13 @@ fn service(conn: &mut Conn, buf: &mut [u8], date: &DateCache) -> bool {
             Err(_) => return false,
         }
     }
-    let Conn { inbuf, out, skip, closing, .. } = conn;
+    let Conn {
+        inbuf,
+        out,
+        skip,
+        closing,
+        ..
+    } = conn;
     let used = answer_all(inbuf, out, skip, closing, date);
     conn.inbuf.drain(..used);
     flush(conn) && !((eof || conn.closing) && conn.out.is_empty())
@@ -188,7 +205,10 @@ fn answer_all(
         let mut length = 0usize;
         for h in req.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
-                match std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()) {
+                match std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok())
+                {
                     Some(n) => length = n,
                     None => {
                         refuse(out, closing, b"400 Bad Request", date);
@@ -225,7 +245,13 @@ fn answer_all(
             ("/", _) => (b"405 Method Not Allowed", b"Method Not Allowed\n"),
             _ => (b"404 Not Found", b"Not Found\n"),
         };
-        let len: &[u8] = if status == b"200 OK" { b"13" } else if body.len() == 10 { b"10" } else { b"19" };
+        let len: &[u8] = if status == b"200 OK" {
+            b"13"
+        } else if body.len() == 10 {
+            b"10"
+        } else {
+            b"19"
+        };
         out.extend_from_slice(b"HTTP/1.1 ");
         out.extend_from_slice(status);
         out.extend_from_slice(b"\r\nContent-Type: text/plain\r\nContent-Length: ");
