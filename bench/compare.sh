@@ -367,13 +367,18 @@ skip_missing() { # suite name template -> 0 if it must be skipped
 }
 
 read_rev() { # the checked-out commit, read from .git without running git
-    local g=$ROOT/.git head ref
+    local g=$ROOT/.git c head ref
+    # A worktree's .git is a file naming its git dir; refs live in the
+    # common dir that one names.
+    [ -f "$g" ] && g=$(sed -n 's/^gitdir: //p' "$g")
+    c=$g
+    [ -f "$g/commondir" ] && c="$g/$(cat "$g/commondir")"
     [ -f "$g/HEAD" ] || { echo "?"; return; }
     head=$(cat "$g/HEAD")
     if [[ $head == ref:* ]]; then
         ref=${head#ref: }
-        if [ -f "$g/$ref" ]; then cut -c1-12 "$g/$ref"
-        else grep " $ref\$" "$g/packed-refs" 2>/dev/null | cut -c1-12 || echo "?"; fi
+        if [ -f "$c/$ref" ]; then cut -c1-12 "$c/$ref"
+        else grep " $ref\$" "$c/packed-refs" 2>/dev/null | cut -c1-12 || echo "?"; fi
     else
         echo "${head:0:12}"
     fi
