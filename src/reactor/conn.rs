@@ -159,6 +159,36 @@ impl Conn {
             )
     }
 
+    /// Not a TLS connection: its bytes go to the socket as written (with
+    /// the feature off, always).
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_none()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            true
+        }
+    }
+
+    /// Whether a callback's small writes may go straight into the shared
+    /// out-scratch (`Context`'s `batching`): connected, not closing or shut
+    /// down for writing, nothing queued. (A TLS connection's batch is
+    /// encrypted at the end of the callback like a plain one's is sent, so
+    /// batching is the same for both: the send path makes the difference.)
+    #[inline]
+    pub(crate) fn may_batch(&self) -> bool {
+        !self.flags.any(
+            Flags::CLOSED
+                | Flags::CLOSE_REQ
+                | Flags::SHUT_WR_REQ
+                | Flags::WR_SHUT
+                | Flags::CONNECTING,
+        ) && self.output.is_empty()
+    }
+
     fn may_read(&self) -> bool {
         self.flags.contains(Flags::READABLE)
             && !self
@@ -170,34 +200,27 @@ impl Conn {
 impl Core {
     /// An epoll event for a connection.
     pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready) {
-        let Some(c) = self.conn_mut(tok) else { return };
-        if c.flags.contains(Flags::CLOSED) {
-            return; // closed earlier in this batch: the event is stale
-        }
-        if c.flags.contains(Flags::CONNECTING) {
+        let Some(mut c) = self.conn_mut(tok) else {
+            return;
+        };
+        if c.flags.any(Flags::CLOSED | Flags::CONNECTING) {
+            if c.flags.contains(Flags::CLOSED) {
+                return; // closed earlier in this batch: the event is stale
+            }
             if ready.is_writable() || ready.is_error() || ready.is_hup() {
                 self.finish_connect(tok);
             }
-            let Some(c) = self.conn_mut(tok) else { return };
-            if c.flags.any(Flags::CONNECTING | Flags::CLOSED) {
+            let Some(again) = self.conn_mut(tok) else {
+                return;
+            };
+            if again.flags.any(Flags::CONNECTING | Flags::CLOSED) {
                 return;
             }
+            c = again;
         }
-        let c = match self.conn_mut(tok) {
-            Some(c) => c,
-            None => return,
-        };
-        if ready.is_read_closed() {
-            c.flags.insert(Flags::RDHUP);
-        }
-        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
-            c.flags.insert(Flags::READABLE);
-        }
-        if ready.is_writable() || ready.is_error() {
-            c.flags.insert(Flags::WRITABLE);
-            if !c.output.is_empty() {
-                self.flush_output(tok);
-            }
+        c.flags.insert(readiness_flags(ready));
+        if (ready.is_writable() || ready.is_error()) && !c.output.is_empty() {
+            self.flush_output(tok);
         }
         self.read_ready(tok);
     }
@@ -301,6 +324,11 @@ impl Core {
                         // EPOLLRDHUP and a short read: the FIN is next; no
                         // need to spend a read to see the 0.
                         self.peer_fin(tok);
+                        return;
+                    }
+                    if drained {
+                        // Not READABLE any more (only an event sets it
+                        // again): the next round would stop; stop here.
                         return;
                     }
                 }
@@ -426,9 +454,13 @@ impl Core {
             let now = self.now;
             if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
                 // (CLOSED and CONNECTING connections are never WRITABLE.)
-                if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
+                // A TLS connection never takes this path: its plaintext
+                // must be encrypted (send_or_queue_slow hands it to
+                // tls_send). Plain connections pay this one branch.
+                if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) && c.is_plain() {
                     match sys::io::send(c.fd.as_fd(), head) {
                         Ok(n) => {
+                            self.stats.bytes_out += n as u64;
                             c.last_active = now;
                             if n == head.len() {
                                 return Ok(());
@@ -859,4 +891,20 @@ fn closing_error() -> io::Error {
         io::ErrorKind::BrokenPipe,
         "connection is closing or shut down for writing",
     )
+}
+
+/// The flags an epoll event sets.
+#[inline]
+pub(crate) fn readiness_flags(ready: Ready) -> Flags {
+    let mut f = Flags::default();
+    if ready.is_read_closed() {
+        f.insert(Flags::RDHUP);
+    }
+    if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+        f.insert(Flags::READABLE);
+    }
+    if ready.is_writable() || ready.is_error() {
+        f.insert(Flags::WRITABLE);
+    }
+    f
 }

@@ -540,8 +540,21 @@ impl EventLoop {
 impl Core {
     /// Routes one epoll event to whatever its token names.
     fn dispatch(&mut self, tok: Token, ready: Ready) {
-        match self.entries.get(tok) {
-            Some(Entry::Conn(_)) => self.conn_event(tok, ready),
+        match self.entries.get_mut(tok) {
+            Some(Entry::Conn(c)) => {
+                // The hot path, with the connection found once: a connected
+                // connection that is readable, or writable with nothing
+                // queued, only needs its flags set before the reads.
+                // Connecting, closed, or output waiting for EPOLLOUT: the
+                // general path.
+                if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
+                    || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
+                {
+                    return self.conn_event(tok, ready);
+                }
+                c.flags.insert(crate::reactor::conn::readiness_flags(ready));
+                self.read_ready(tok);
+            }
             Some(Entry::Listener(_)) => self.accept_ready(tok),
             Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
             Some(Entry::Waker) => self.run_posted(),
@@ -582,6 +595,9 @@ impl Core {
     }
 
     fn serve_ready_list(&mut self) {
+        if self.ready.is_empty() {
+            return; // the usual turn: no swap of the list
+        }
         // Entries pushed while serving wait for the next turn (timeout 0).
         let list = std::mem::take(&mut self.ready);
         for tok in list {
@@ -624,6 +640,9 @@ impl Core {
     }
 
     fn fire_timers(&mut self) {
+        if !self.timers.may_be_due(self.now) {
+            return; // the usual turn: one comparison with the earliest deadline
+        }
         while let Some((id, task)) = self.timers.pop_expired(self.now) {
             match task {
                 TimerTask::Idle(tok) => self.idle_check(tok),
@@ -909,6 +928,8 @@ impl Core {
         let Some(mut handler) = conn.handler.take() else {
             return;
         };
+        // Context::write may batch without a lookup (see its `batching`).
+        let batching = conn.may_batch();
         let outer = self.in_callback.replace(tok);
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
@@ -918,7 +939,7 @@ impl Core {
         // way it returns: `in_callback`, the handler, the out-scratch (and
         // the in-scratch, which `deliver` holds across this call).
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
-            f(&mut *handler, &mut Context::new(self, Some(tok)))
+            f(&mut *handler, &mut Context::for_conn(self, tok, batching))
         }));
         self.in_callback = outer;
         if let Some(conn) = self.conn_mut(tok) {

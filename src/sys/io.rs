@@ -16,6 +16,7 @@ pub const MAX_IOV: usize = 1024;
 /// # Errors
 /// EAGAIN/EWOULDBLOCK (`ErrorKind::WouldBlock`) when a non-blocking fd has
 /// no data; ECONNRESET; any other errno of `read`.
+#[inline]
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let len = fault::limit(Op::Read, fd, buf.len())?;
     // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
@@ -61,7 +62,7 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
 /// EAGAIN when the send buffer is full; ECONNRESET when the peer reset the
 /// connection; EPIPE when writing after our shutdown or after a reset was
 /// already reported; ENOTSOCK when `fd` is not a socket.
-#[inline]
+#[inline(always)]
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let len = fault::limit(Op::Write, fd, buf.len())?;
     // SAFETY: `buf` is valid for reads of `len <= buf.len()` bytes.
