@@ -136,6 +136,20 @@ impl Conn {
         }
     }
 
+    /// True unless the connection speaks TLS (always true without the
+    /// `tls` feature): only then may bytes go straight to the socket.
+    #[inline(always)]
+    pub(crate) fn is_plain(&self) -> bool {
+        #[cfg(feature = "tls")]
+        {
+            self.tls.is_none()
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            true
+        }
+    }
+
     /// Bytes queued for the peer: the output buffer, plus (TLS) what was
     /// written before the handshake finished.
     pub(crate) fn queued_len(&self) -> usize {
@@ -157,20 +171,6 @@ impl Conn {
                     | Flags::CLOSE_REQ
                     | Flags::CONNECTING,
             )
-    }
-
-    /// Not a TLS connection: its bytes go to the socket as written (with
-    /// the feature off, always).
-    #[inline(always)]
-    pub(crate) fn is_plain(&self) -> bool {
-        #[cfg(feature = "tls")]
-        {
-            self.tls.is_none()
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            true
-        }
     }
 
     /// Whether a callback's small writes may go straight into the shared
@@ -453,10 +453,8 @@ impl Core {
         if data.is_empty() {
             let now = self.now;
             if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
-                // (CLOSED and CONNECTING connections are never WRITABLE.)
-                // A TLS connection never takes this path: its plaintext
-                // must be encrypted (send_or_queue_slow hands it to
-                // tls_send). Plain connections pay this one branch.
+                // (CLOSED and CONNECTING connections are never WRITABLE;
+                // a TLS connection's plaintext must go through its session.)
                 if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) && c.is_plain() {
                     match sys::io::send(c.fd.as_fd(), head) {
                         Ok(n) => {
