@@ -57,6 +57,30 @@ def parse_loadgen(path):
     print(" ".join(fmt(v) for v in out))
 
 
+def parse_loadgen_sum(path):
+    """Several loadgen processes (one JSON line each) against one server
+    over the same window: requests, rps and errors add up; p50 is the
+    largest median and p99/p99.9 the largest of the processes' (an upper
+    bound of the merged percentile); server CPU is the first process's
+    reading (each read the same server over the same window)."""
+    objs = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{") and line.endswith("}"):
+                try:
+                    objs.append(json.loads(line))
+                except ValueError:
+                    pass
+    if not objs:
+        raise SystemExit(f"no JSON summary line in {path}")
+    total = lambda k: sum((o.get(k) or 0) for o in objs)
+    worst = lambda k: max((o.get(k) or 0) for o in objs)
+    out = [total("requests"), total("rps"), worst("p50_us"), worst("p99_us"), worst("p999_us"),
+           total("errors"), objs[0].get("server_cpu_s")]
+    print(" ".join(fmt(v) for v in out))
+
+
 UNITS_US = {"us": 1.0, "ms": 1000.0, "s": 1e6, "m": 60e6, "h": 3600e6}
 
 
@@ -290,6 +314,10 @@ def summarize(results):
       f"in it.\n")
     w(f"- Ratios are *server ÷ {base}*: req/s ratio above 1 means the peer served more requests per "
       f"second; CPU ratio above 1 means the peer spent more CPU per request.\n")
+    if meta.get("mc_cpus"):
+        w(f"- Multi-core suites (`echo2`, `http2`, scenarios `mc-*`): server *and* client allowed on "
+          f"CPUs {meta['mc_cpus']} (the client shares the cores with the server: equal conditions "
+          f"for every server); echo2 runs two loadgen processes, http2 runs `wrk -t2`.\n")
     if meta.get("skipped"):
         w(f"- **Skipped (binary missing):** {meta['skipped']}\n")
     if meta.get("smoke") == "1":
@@ -358,6 +386,8 @@ def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == "parse-loadgen":
         parse_loadgen(args[0])
+    elif cmd == "parse-loadgen-sum":
+        parse_loadgen_sum(args[0])
     elif cmd == "parse-wrk":
         parse_wrk(args[0])
     elif cmd == "parse-redis":

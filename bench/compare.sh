@@ -9,7 +9,12 @@
 # connection. Writes bench/results/latest.md (medians, ratios to sockloop),
 # raw.csv, syscalls.csv, rss.csv and ratios.svg.
 #
-# Usage: bench/compare.sh [--smoke] [--suites echo,http,resp,syscalls,rss]
+# Multi-core suites echo2 and http2 (scenarios mc-*): the server and the
+# client both allowed on MC_CPUS [0,1]; sockloop with --threads 1/2/4 and
+# each --balance mode, tokio's multi-threaded runtime with 2 workers, the C
+# epoll loop on 2 threads with SO_REUSEPORT, nginx with 2 workers.
+#
+# Usage: bench/compare.sh [--smoke] [--suites echo,http,resp,echo2,http2,syscalls,rss]
 #                         [--rounds N] [--build] [--require-all]
 #   --smoke        ~1 s per scenario, 1 round, results in bench/results/smoke/
 #   --suites LIST  comma-separated subset (default: all)
@@ -40,7 +45,7 @@ LIB="python3 $BENCH/benchlib.py"
 SMOKE=0
 BUILD=0
 REQUIRE_ALL=0
-SUITES=${SUITES:-echo,http,resp,syscalls,rss}
+SUITES=${SUITES:-echo,http,resp,echo2,http2,syscalls,rss}
 ARGS_TEXT="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -72,6 +77,8 @@ RSS_CONNS=${RSS_CONNS:-10000}
 SYSCALL_SECS=${SYSCALL_SECS:-2}
 SYSCALL_METHOD=${SYSCALL_METHOD:-auto}
 SERVER_CPU=${SERVER_CPU:-0}
+MC_CPUS=${MC_CPUS:-0,1}
+SCPU=$SERVER_CPU # the CPU list of the server being started
 CLIENT_CPU=${CLIENT_CPU:-1}
 BASE_PORT=${BASE_PORT:-23000}
 BASELINE=${BASELINE:-sockloop}
@@ -100,6 +107,26 @@ HTTP_SERVERS=(
     "c-epoll|$(q "$PEERS/c-http") --addr {ADDR}"
     "nginx|nginx -p {TMP} -e {TMP}/error.log -c {TMP}/nginx.conf"
 )
+# Multi-core: "sockloop" (the baseline of the ratios) is 2 loops, reuseport.
+ECHO2_SERVERS=(
+    "sockloop|$(q "$EX/echo") --addr {ADDR} --threads 2"
+    "sockloop-1loop|$(q "$EX/echo") --addr {ADDR} --threads 1"
+    "sockloop-4loops|$(q "$EX/echo") --addr {ADDR} --threads 4"
+    "sockloop-exclusive|$(q "$EX/echo") --addr {ADDR} --threads 2 --balance exclusive"
+    "sockloop-handoff|$(q "$EX/echo") --addr {ADDR} --threads 2 --balance handoff"
+    "tokio-mt|$(q "$PEERS/tokio-echo") --addr {ADDR} --threads 2"
+    "c-epoll-2t|$(q "$PEERS/c-echo") --addr {ADDR} --threads 2"
+)
+HTTP2_SERVERS=(
+    "sockloop|$(q "$EX/http") --addr {ADDR} --threads 2"
+    "sockloop-1loop|$(q "$EX/http") --addr {ADDR} --threads 1"
+    "sockloop-4loops|$(q "$EX/http") --addr {ADDR} --threads 4"
+    "sockloop-exclusive|$(q "$EX/http") --addr {ADDR} --threads 2 --balance exclusive"
+    "sockloop-handoff|$(q "$EX/http") --addr {ADDR} --threads 2 --balance handoff"
+    "tokio-mt|$(q "$PEERS/tokio-http") --addr {ADDR} --threads 2"
+    "c-epoll-2t|$(q "$PEERS/c-http") --addr {ADDR} --threads 2"
+    "nginx-2w|nginx -p {TMP} -e {TMP}/error.log -c {TMP}/nginx2.conf"
+)
 RESP_SERVERS=(
     "sockloop|$(q "$EX/resp") --addr {ADDR}"
     "mio|$(q "$PEERS/mio-resp") --addr {ADDR}"
@@ -119,6 +146,11 @@ SCENARIOS=(
     "http|http-c50|-c50"
     "http|http-c256|-c256"
     "http|http-c50-pipe16|-c50 -s {BENCH}/pipeline.lua -- 16"
+    "echo2|mc-echo-64B-c50-d16|--conns 25 --size 64 --depth 16"
+    "echo2|mc-echo-64B-c100-d1|--conns 50 --size 64 --depth 1"
+    "http2|mc-http-c50|-c50"
+    "http2|mc-http-c256|-c256"
+    "http2|mc-http-c50-pipe16|-c50 -s {BENCH}/pipeline.lua -- 16"
     "resp|resp-ping-P1|-t ping_mbulk -n {N} -P 1"
     "resp|resp-set-P1|-t set -n {N} -P 1"
     "resp|resp-get-P1|-t get -n {N} -P 1"
@@ -148,6 +180,8 @@ servers_of() { # suite -> name of the table array
         echo) echo ECHO_SERVERS ;;
         http) echo HTTP_SERVERS ;;
         resp) echo RESP_SERVERS ;;
+        echo2) echo ECHO2_SERVERS ;;
+        http2) echo HTTP2_SERVERS ;;
         *) echo "unknown suite $1" >&2; exit 2 ;;
     esac
 }
@@ -209,9 +243,10 @@ SPID=""
 start_server() { # name command-template port tmpdir logfile -> sets SPID
     local name=$1 tmpl=$2 port=$3 tmp=$4 logf=$5 cmd i
     sed -e "s|@PORT@|$port|g" -e "s|@TMP@|$tmp|g" "$BENCH/nginx.conf" >"$tmp/nginx.conf"
+    sed -e 's/^worker_processes 1;/worker_processes 2;/' "$tmp/nginx.conf" >"$tmp/nginx2.conf"
     cmd=$(fill "$tmpl" "$port" "$tmp")
-    echo "+ taskset -c $SERVER_CPU $cmd" >"$logf"
-    ( eval "exec taskset -c $SERVER_CPU $cmd" ) >>"$logf" 2>&1 &
+    echo "+ taskset -c $SCPU $cmd" >"$logf"
+    ( eval "exec taskset -c $SCPU $cmd" ) >>"$logf" 2>&1 &
     SPID=$!
     for i in $(seq 1 200); do # up to 10 s
         if ! kill -0 "$SPID" 2>/dev/null; then
@@ -256,7 +291,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 check_server() { # suite port logfile -> 0 if the server answers correctly
-    timeout 10 $LIB check "$1" "$2" 2>>"$3"
+    timeout 10 $LIB check "${1%2}" "$2" 2>>"$3"
 }
 
 # Clients: client_SUITE port server-pids args outfile; the output is parsed
@@ -267,6 +302,26 @@ client_echo() {
         --secs $SECS --warmup $WARMUP --server-pid $pid" >"$4" 2>&1
 }
 parse_echo() { $LIB parse-loadgen "$1"; }
+# Multi-core echo: one loadgen is one thread, so two of them, in parallel,
+# both allowed on MC_CPUS like the server; their figures are summed.
+client_echo2() {
+    local pid=${2%%,*} a ok=0
+    local -a lg=()
+    for a in 1 2; do
+        eval "taskset -c $MC_CPUS $(q "$LOADGEN") --mode echo --addr 127.0.0.1:$1 $3 \
+            --secs $SECS --warmup $WARMUP --server-pid $pid" >"$4.$a" 2>&1 &
+        lg+=($!)
+    done
+    for a in "${lg[@]}"; do wait "$a" || ok=1; done
+    cat "$4.1" "$4.2" >"$4"
+    return $ok
+}
+parse_echo2() { $LIB parse-loadgen-sum "$1"; }
+client_http2() {
+    eval "taskset -c $MC_CPUS wrk -t2 -d${SECS}s --latency $(first_args "$3") \
+        http://127.0.0.1:$1/ $(script_args "$3")" >"$4" 2>&1
+}
+parse_http2() { $LIB parse-wrk "$1"; }
 client_http() {
     eval "taskset -c $CLIENT_CPU wrk -t1 -d${SECS}s --latency $(first_args "$3") \
         http://127.0.0.1:$1/ $(script_args "$3")" >"$4" 2>&1
@@ -292,15 +347,15 @@ sys_client_resp() { client_resp "$1" "" "$2" "$3"; }
 
 client_available() { # suite -> 0 if its client exists
     case "$1" in
-        echo) [ -x "$LOADGEN" ] ;;
-        http) command -v wrk >/dev/null ;;
+        echo|echo2) [ -x "$LOADGEN" ] ;;
+        http|http2) command -v wrk >/dev/null ;;
         resp) command -v redis-benchmark >/dev/null ;;
     esac
 }
 client_name() {
     case "$1" in
-        echo) echo "loadgen ($LOADGEN)" ;;
-        http) echo wrk ;;
+        echo|echo2) echo "loadgen ($LOADGEN)" ;;
+        http|http2) echo wrk ;;
         resp) echo redis-benchmark ;;
     esac
 }
@@ -318,8 +373,8 @@ build_peers() {
     log "building comparison peers in $PEERS_DIR (cargo -j$JOBS, gcc)"
     (cd "$PEERS_DIR" && cargo build --release -j"$JOBS" --quiet)
     mkdir -p "$PEERS"
-    gcc -O2 -Wall -o "$PEERS/c-echo" "$PEERS_DIR/c-echo.c"
-    gcc -O2 -Wall -o "$PEERS/c-http" "$PEERS_DIR/c-http.c"
+    gcc -O2 -Wall -pthread -o "$PEERS/c-echo" "$PEERS_DIR/c-echo.c"
+    gcc -O2 -Wall -pthread -o "$PEERS/c-http" "$PEERS_DIR/c-http.c"
 }
 need_peers=$BUILD
 for b in mio-echo tokio-echo mio-http mio-httparse tokio-http mio-resp c-echo c-http; do
@@ -343,6 +398,7 @@ fi
 ulimit -n "$want"
 
 mkdir -p "$RESULTS_DIR"
+RESULTS_DIR=$(cd "$RESULTS_DIR" && pwd) # nginx -p/-c need absolute paths
 RUNDIR=$RESULTS_DIR/logs
 rm -rf "$RUNDIR"
 mkdir -p "$RUNDIR"
@@ -395,6 +451,7 @@ read_rev() { # the checked-out commit, read from .git without running git
     echo "tools=$( (wrk -v 2>&1 || true) | head -1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //'); $(redis-server --version 2>/dev/null | cut -d' ' -f1-3)"
     echo "rounds=$ROUNDS"
     echo "server_cpu=$SERVER_CPU"
+    echo "mc_cpus=$MC_CPUS"
     echo "client_cpu=$CLIENT_CPU"
     echo "baseline=$BASELINE"
     echo "smoke=$SMOKE"
@@ -404,6 +461,7 @@ read_rev() { # the checked-out commit, read from .git without running git
 run_one() { # suite scenario round server template args
     local suite=$1 scen=$2 round=$3 name=$4 tmpl=$5 args=$6
     local tag="$scen.$name.r$round" tmp out status=ok c0 c1 pids
+    case "$suite" in *2) SCPU=$MC_CPUS ;; *) SCPU=$SERVER_CPU ;; esac
     local requests=- rps=- p50=- p99=- p999=- errors=- ccpu=- cpu_s=- src=- per=- win=-
     next_port
     tmp=$RUNDIR/$tag.tmp
@@ -449,6 +507,7 @@ run_one() { # suite scenario round server template args
         fi
     fi
     stop_server
+    SCPU=$SERVER_CPU
     [ "$status" = ok ] || { FAILURES=$((FAILURES + 1)); log "FAILED: $tag ($status); logs in $RUNDIR/$tag.*"; }
     printf '%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' "$suite" "$scen" "$round" "$name" "$status" \
         "$requests" "$rps" "$p50" "$p99" "$p999" "$errors" "$cpu_s" "$src" "$per" "$win" "$(shown "$args")" >>"$RAW"
@@ -456,9 +515,12 @@ run_one() { # suite scenario round server template args
         "$scen" "$round" "$name" "$status" "$rps" "$p99" "$per")"
 }
 
+# Smoke runs keep one scenario per multi-core suite (the harness check).
+SMOKE_SKIP=" mc-echo-64B-c50-d16 mc-http-c256 mc-http-c50-pipe16 "
 for entry in "${SCENARIOS[@]}"; do
     IFS='|' read -r suite scen args <<<"$entry"
     has_suite "$suite" || continue
+    [ "$SMOKE" = 1 ] && [[ $SMOKE_SKIP == *" $scen "* ]] && continue
     if ! client_available "$suite"; then
         loud "SKIPPING scenario $scen: client $(client_name "$suite") not found."
         [ "$REQUIRE_ALL" = 1 ] && FAILURES=$((FAILURES + 1))

@@ -8,9 +8,14 @@
 //! Prints `listening on ADDR` on stderr once bound (port 0 picks a free
 //! port); logs via `RUST_LOG`; SIGINT/SIGTERM stop it gracefully.
 //!
-//! * A new client first gets one line for itself, `* welcome conn#N.G
-//!   (K online)`, once it is in the room: from then on it receives every
-//!   line the others send.
+//! * A new client first gets one line for itself, `* welcome conn#N.G@L
+//!   (K online)` (L: the loop serving it), once it is in the room: from
+//!   then on it receives every line the others send.
+//! * `--threads N --balance reuseport|exclusive|handoff [--pin]`: N loops.
+//!   Each loop keeps the members it serves (a thread-local room: the loops
+//!   share nothing); a line is posted to every loop
+//!   (`Context::post_all`), which writes it to its own members. Lines of
+//!   one sender reach each receiver in order, whatever loops they are on.
 //! * A partial line is kept until its newline arrives; a line longer than
 //!   [`MAX_LINE`] closes that client.
 //! * A slow reader whose queued output passes [`SLOW_READER_LIMIT`] is
@@ -23,67 +28,93 @@ mod cli;
 use sockloop::{Buffer, CloseReason, ConnId, Context, Handler};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Longest accepted line, without its newline.
 const MAX_LINE: usize = 8 * 1024;
 /// A client with more than this queued for it is disconnected.
 const SLOW_READER_LIMIT: usize = 1024 * 1024;
 
-/// Who is in the room, in order of arrival (ids sort by slot, which is
-/// good enough for a stable broadcast order).
+/// Who is in the room on this loop, in order of arrival (ids sort by slot,
+/// which is good enough for a stable broadcast order).
 #[derive(Default)]
 struct Room {
     members: BTreeSet<ConnId>,
 }
 
-struct Member {
-    id: ConnId,
-    room: Rc<RefCell<Room>>,
+thread_local! {
+    /// This loop's part of the room: each loop runs on its own thread.
+    static ROOM: RefCell<Room> = RefCell::new(Room::default());
 }
 
-impl Member {
-    /// Sends one line (with its newline) from this member to all others.
-    fn broadcast(&self, ctx: &mut Context<'_>, line: &[u8]) {
-        let prefix = format!("{}: ", self.id);
-        let mut msg = Vec::with_capacity(prefix.len() + line.len());
-        msg.extend_from_slice(prefix.as_bytes());
-        msg.extend_from_slice(line);
-        // Copy the member list: no borrow of the room is held while the
-        // loop acts on connections.
-        let others: Vec<ConnId> = self
-            .room
-            .borrow()
+struct Member {
+    id: ConnId,
+    loop_index: usize,
+    /// Members on every loop.
+    online: Arc<AtomicUsize>,
+}
+
+/// Writes `msg` to this loop's members, but the sender (`from`: its loop
+/// and id).
+fn deliver(ctx: &mut Context<'_>, msg: &[u8], from: (usize, ConnId)) {
+    let here = ctx.loop_index();
+    // Copy the member list: no borrow of the room is held while the loop
+    // acts on connections.
+    let members: Vec<ConnId> = ROOM.with(|r| {
+        r.borrow()
             .members
             .iter()
             .copied()
-            .filter(|&m| m != self.id)
-            .collect();
-        for other in others {
-            let queued = ctx.output_len_of(other);
-            if queued + msg.len() > SLOW_READER_LIMIT {
-                log::warn!("{other}: slow reader ({queued} bytes queued): disconnecting it");
-                // Leave at once: the room must not wait for its on_close.
-                self.room.borrow_mut().members.remove(&other);
-                ctx.abort_conn(other);
-                continue;
-            }
-            if let Err(e) = ctx.write_to(other, &msg) {
-                log::debug!("{other}: cannot deliver: {e}");
-            }
+            .filter(|&m| (here, m) != from)
+            .collect()
+    });
+    for other in members {
+        let queued = ctx.output_len_of(other);
+        if queued + msg.len() > SLOW_READER_LIMIT {
+            log::warn!("{other}@{here}: slow reader ({queued} bytes queued): disconnecting it");
+            // Leave at once: the room must not wait for its on_close.
+            ROOM.with(|r| r.borrow_mut().members.remove(&other));
+            ctx.abort_conn(other);
+            continue;
+        }
+        if let Err(e) = ctx.write_to(other, msg) {
+            log::debug!("{other}@{here}: cannot deliver: {e}");
+        }
+    }
+}
+
+impl Member {
+    /// Sends one line (with its newline) from this member to all others,
+    /// on every loop.
+    fn broadcast(&self, ctx: &mut Context<'_>, line: &[u8]) {
+        let prefix = format!("{}@{}: ", self.id, self.loop_index);
+        let mut msg = Vec::with_capacity(prefix.len() + line.len());
+        msg.extend_from_slice(prefix.as_bytes());
+        msg.extend_from_slice(line);
+        let from = (self.loop_index, self.id);
+        if ctx.loop_count() == 1 {
+            return deliver(ctx, &msg, from);
+        }
+        let msg: Arc<[u8]> = msg.into();
+        if let Err(e) = ctx.post_all(move |ctx| deliver(ctx, &msg, from)) {
+            log::error!("cannot broadcast: {e}");
         }
     }
 }
 
 impl Handler for Member {
     fn on_open(&mut self, ctx: &mut Context<'_>) {
-        let online = {
-            let mut room = self.room.borrow_mut();
-            room.members.insert(self.id);
-            room.members.len()
-        };
-        log::info!("{} joined ({online} online)", self.id);
-        let _ = ctx.write(format!("* welcome {} ({online} online)\n", self.id).as_bytes());
+        ROOM.with(|r| r.borrow_mut().members.insert(self.id));
+        let online = self.online.fetch_add(1, Ordering::Relaxed) + 1;
+        log::info!("{}@{} joined ({online} online)", self.id, self.loop_index);
+        let _ = ctx.write(
+            format!(
+                "* welcome {}@{} ({online} online)\n",
+                self.id, self.loop_index
+            )
+            .as_bytes(),
+        );
     }
 
     fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
@@ -104,7 +135,11 @@ impl Handler for Member {
         };
         input.consume(start);
         if too_long {
-            log::warn!("{}: line longer than {MAX_LINE} bytes: closing", self.id);
+            log::warn!(
+                "{}@{}: line longer than {MAX_LINE} bytes: closing",
+                self.id,
+                self.loop_index
+            );
             input.clear();
             let _ = ctx.write(format!("* line longer than {MAX_LINE} bytes\n").as_bytes());
             ctx.close();
@@ -112,17 +147,18 @@ impl Handler for Member {
     }
 
     fn on_close(&mut self, _ctx: &mut Context<'_>, reason: &CloseReason) {
-        let online = {
-            let mut room = self.room.borrow_mut();
-            room.members.remove(&self.id);
-            room.members.len()
-        };
-        log::info!("{} left: {reason} ({online} online)", self.id);
+        ROOM.with(|r| r.borrow_mut().members.remove(&self.id));
+        let online = self.online.fetch_sub(1, Ordering::Relaxed) - 1;
+        log::info!(
+            "{}@{} left: {reason} ({online} online)",
+            self.id,
+            self.loop_index
+        );
     }
 }
 
 fn main() {
-    let cli = cli::Cli::parse(
+    let cli = cli::Cli::parse_cluster(
         "chat",
         "chat [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N]",
         &["--addr", "--idle-timeout-secs", "--max-conns"],
@@ -132,17 +168,22 @@ fn main() {
     // Output is bounded by the slow-reader limit (checked before each
     // write); the loop's per-connection cap only has to stay above it.
     config.conn.max_output = 2 * SLOW_READER_LIMIT;
-    let room = Rc::new(RefCell::new(Room::default()));
-    cli::serve(
+    let online = Arc::new(AtomicUsize::new(0));
+    cli::serve_cluster(
+        &cli,
         "chat",
         addr,
         config,
         |_| {},
-        move |id| {
-            Box::new(Member {
-                id,
-                room: room.clone(),
-            })
+        move |loop_index| {
+            let online = online.clone();
+            move |id| {
+                Box::new(Member {
+                    id,
+                    loop_index,
+                    online: online.clone(),
+                }) as Box<dyn Handler>
+            }
         },
     )
 }

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! cargo run --release --example echo -- --addr 127.0.0.1:7000 \
-//!     --idle-timeout-secs 60 --max-conns 100000 [--nofile N]
+//!     --idle-timeout-secs 60 --max-conns 100000 [--nofile N] \
+//!     [--threads N] [--balance reuseport|exclusive|handoff] [--pin]
 //! ```
+//! `--threads N` runs N loops on N threads (`sockloop-0`..), spreading
+//! connections by `--balance`; `--pin` pins loop K to the K-th CPU.
 //! `--nofile N` lowers the soft RLIMIT_NOFILE to N after the loop is
 //! created (the reliability tests use it to exhaust descriptors).
 //! Prints `listening on ADDR` on stderr once bound; logs via `RUST_LOG`;
@@ -11,10 +14,10 @@
 //! is throttled by backpressure: once its unsent echo passes the
 //! high-water mark the server stops reading from it until it drains.
 
-use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
-use sockloop::{Buffer, Context, EventLoop, Handler, ServerConfig};
-use std::time::Duration;
+#[path = "common/cli.rs"]
+mod cli;
+
+use sockloop::{Buffer, Context, Handler};
 
 struct Echo;
 
@@ -26,80 +29,36 @@ impl Handler for Echo {
     }
 }
 
-struct Args {
-    addr: std::net::SocketAddr,
-    idle_timeout_secs: u64,
-    max_conns: usize,
-    nofile: Option<u64>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        addr: "127.0.0.1:7000".parse().map_err(|e| format!("{e}"))?,
-        idle_timeout_secs: 60,
-        max_conns: 100_000,
-        nofile: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--addr" => args.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?,
-            "--idle-timeout-secs" => {
-                args.idle_timeout_secs = value()?
-                    .parse()
-                    .map_err(|e| format!("--idle-timeout-secs: {e}"))?
-            }
-            "--max-conns" => {
-                args.max_conns = value()?.parse().map_err(|e| format!("--max-conns: {e}"))?
-            }
-            "--nofile" => {
-                args.nofile = Some(value()?.parse().map_err(|e| format!("--nofile: {e}"))?)
-            }
-            "-h" | "--help" => {
-                return Err("usage: echo [--addr HOST:PORT] [--idle-timeout-secs N] \
-                     [--max-conns N] [--nofile N]"
-                    .into())
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(args)
-}
-
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(e) = serve(&args) {
-        eprintln!("echo: {e}");
-        std::process::exit(1);
-    }
-}
-
-fn serve(args: &Args) -> std::io::Result<()> {
-    let mut ev = EventLoop::new()?;
-    if let Some(n) = args.nofile {
-        // After EventLoop::new, which raises the soft limit to the hard one.
-        let (_, hard) = sockloop::sys::rlimit::nofile()?;
-        sockloop::sys::rlimit::set_nofile(n.min(hard), hard)?;
-    }
-    ev.shutdown_on_signals(&[SIGINT, SIGTERM])?;
-    let listener = TcpListener::bind(args.addr)?;
-    let mut config = ServerConfig {
-        max_conns: args.max_conns,
-        ..ServerConfig::default()
-    };
-    config.conn.idle_timeout = match args.idle_timeout_secs {
+    let cli = cli::Cli::parse_cluster(
+        "echo",
+        "echo [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] [--nofile N]",
+        &["--addr", "--idle-timeout-secs", "--max-conns", "--nofile"],
+    );
+    let addr = cli.addr("--addr", "127.0.0.1:7000");
+    let config = cli.server_config(60, 100_000);
+    let nofile = match cli.get("--nofile", 0u64) {
         0 => None,
-        n => Some(Duration::from_secs(n)),
+        n => Some(n),
     };
-    eprintln!("listening on {}", listener.local_addr()?);
-    ev.listen(listener, config, |_| Box::new(Echo))?;
-    ev.run()
+    cli::serve_cluster(
+        &cli,
+        "echo",
+        addr,
+        config,
+        move |_ev| {
+            if let Some(n) = nofile {
+                // After the loops raised the soft limit to the hard one.
+                match sockloop::sys::rlimit::nofile() {
+                    Ok((_, hard)) => {
+                        if let Err(e) = sockloop::sys::rlimit::set_nofile(n.min(hard), hard) {
+                            eprintln!("echo: --nofile {n}: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("echo: --nofile: {e}"),
+                }
+            }
+        },
+        |_loop| |_id| Box::new(Echo) as Box<dyn Handler>,
+    )
 }

@@ -22,7 +22,13 @@
 //! * malformed heads or chunked framing: 400, head over 8 KiB or 64
 //!   fields: 431, a transfer coding other than chunked: 501, an `HTTP/x.y`
 //!   other than 1.0/1.1: 505; each then closes;
-//! * `Connection: close` (or HTTP/1.0) closes after the answer.
+//! * `Connection: close` (or HTTP/1.0) closes after the answer;
+//! * graceful shutdown (SIGINT/SIGTERM): requests already received are
+//!   answered; the next answer on each connection carries `Connection:
+//!   close` and the connection closes after it; a keep-alive connection
+//!   with no request in progress is closed after [`SHUTDOWN_IDLE_GRACE`]
+//!   if no request comes (a client may have one on the way).
+//! * `--threads N --balance reuseport|exclusive|handoff [--pin]`: N loops.
 //!
 //! Requests are parsed with `httparse`, in place in the connection's input
 //! buffer (see `http/parser.rs`, also used by tests and fuzzing): no
@@ -61,6 +67,10 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n\
 Content-Length: 16\r\nConnection: close\r\n";
 const TIMEOUT_408_BODY: &[u8] = b"Request Timeout\n";
+
+/// How long, during a shutdown, a keep-alive connection with no request in
+/// progress stays open for one that may be on its way.
+const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// The date, and the hot path's whole answer with it, per loop thread:
 /// re-rendered once per second, shared by all the loop's connections.
@@ -149,6 +159,12 @@ enum Body {
 /// One connection's state: the body being discarded, and the deadline of
 /// a request head in progress.
 struct Http {
+    /// The loop is shutting down: the next answer is the last.
+    draining: bool,
+    /// Closes an idle keep-alive connection during a shutdown.
+    idle_close: Option<TimerId>,
+    /// Part of a request head waits in the input buffer.
+    partial_head: bool,
     body: Body,
     /// How long a request head may take to arrive in full (`None`: no
     /// limit). The idle timeout alone does not stop a client that drips a
@@ -160,6 +176,9 @@ struct Http {
 impl Http {
     fn new(head_timeout: Option<std::time::Duration>) -> Http {
         Http {
+            draining: false,
+            idle_close: None,
+            partial_head: false,
             body: Body::None,
             head_timeout,
             head_timer: None,
@@ -208,7 +227,8 @@ impl Handler for Http {
                         if !dec.is_done() {
                             break; // the rest of a line is still to come
                         }
-                        let answer = *answer;
+                        let mut answer = *answer;
+                        answer.keep_alive &= !self.draining;
                         self.body = Body::None;
                         if respond(ctx, answer).is_err() || !answer.keep_alive {
                             close = true;
@@ -230,7 +250,8 @@ impl Handler for Http {
                 Ok(Some((req, used))) => {
                     pos += used;
                     completed_one = true;
-                    let answer = Answer::of(&req);
+                    let mut answer = Answer::of(&req);
+                    answer.keep_alive &= !self.draining;
                     if req.chunked {
                         if req.expect_continue && pos == bytes.len() {
                             let _ = ctx.write(CONTINUE);
@@ -263,6 +284,7 @@ impl Handler for Http {
             }
         }
         let partial_head = !close && matches!(self.body, Body::None) && pos < bytes.len();
+        self.partial_head = partial_head;
         if close {
             input.clear();
             ctx.close();
@@ -272,7 +294,31 @@ impl Handler for Http {
         self.track_head(ctx, partial_head, completed_one);
     }
 
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        self.draining = true;
+        if self.partial_head || !matches!(self.body, Body::None) {
+            // A request in progress: it is answered (with `Connection:
+            // close`) when it completes, or meets its head deadline, or
+            // the end of the shutdown's grace.
+            return;
+        }
+        // Idle keep-alive: a request may be in flight towards us; closing
+        // now would make the client see the connection end instead of an
+        // answer.
+        match ctx.set_timer(SHUTDOWN_IDLE_GRACE) {
+            Ok(t) => self.idle_close = Some(t),
+            Err(_) => ctx.close(),
+        }
+    }
+
     fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
+        if self.idle_close == Some(timer) {
+            self.idle_close = None;
+            if !self.partial_head && matches!(self.body, Body::None) {
+                ctx.close();
+            }
+            return;
+        }
         if self.head_timer == Some(timer) {
             self.head_timer = None;
             log::debug!("request head not complete in time: 408");
@@ -337,7 +383,7 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
 }
 
 fn main() {
-    let cli = cli::Cli::parse(
+    let cli = cli::Cli::parse_cluster(
         "http",
         "http [--addr HOST:PORT] [--idle-timeout-secs N (0: never)] [--max-conns N] \
          [--head-timeout-secs N (0: never)]",
@@ -354,11 +400,12 @@ fn main() {
         0 => None,
         n => Some(std::time::Duration::from_secs(n)),
     };
-    cli::serve(
+    cli::serve_cluster(
+        &cli,
         "http",
         addr,
         config,
         |_| {},
-        move |_| Box::new(Http::new(head_timeout)),
+        move |_loop| move |_| Box::new(Http::new(head_timeout)) as Box<dyn Handler>,
     )
 }

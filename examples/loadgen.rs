@@ -459,7 +459,7 @@ impl Handler for Client {
         if let Ok(fd) = ctx.fd() {
             // Outgoing connections keep Nagle on by default; with several
             // small requests in flight it would hold them back.
-            let _ = sockloop::sys::socket::set_nodelay(fd, true);
+            let _ = sockloop::SocketOptions::set_nodelay(&fd, true);
         }
         self.opened = true;
         let phase = {

@@ -72,6 +72,7 @@ fn close_other(ctx: &mut Context<'_>, other: ConnId, reason: &CloseReason) {
         | CloseReason::BrokenPipe
         | CloseReason::InputLimit
         | CloseReason::OutputLimit
+        | CloseReason::Panic(_)
         | CloseReason::Error(_) => ctx.abort_conn(other),
     }
 }
@@ -152,7 +153,7 @@ impl Handler for Upstream {
         // relayed requests must not wait for Nagle here either.
         if let Err(e) = ctx
             .fd()
-            .and_then(|fd| sockloop::sys::socket::set_nodelay(fd, true))
+            .and_then(|fd| sockloop::SocketOptions::set_nodelay(&fd, true))
         {
             log::debug!("{}: TCP_NODELAY on the upstream: {e}", self.client);
         }
@@ -186,7 +187,7 @@ impl Handler for Upstream {
 }
 
 fn main() {
-    let cli = cli::Cli::parse(
+    let cli = cli::Cli::parse_cluster(
         "proxy",
         "proxy [--listen HOST:PORT] [--upstream HOST:PORT] [--connect-timeout-ms N] \
          [--idle-timeout-secs N (0: never)] [--max-conns N]",
@@ -211,18 +212,21 @@ fn main() {
     // also keeps every output far below max_output.
     config.conn.high_water = usize::MAX;
     let upstream_config = config.conn.clone();
-    cli::serve(
+    cli::serve_cluster(
+        &cli,
         "proxy",
         listen,
         config,
         // Outgoing (upstream) connections use the loop's default config.
-        move |ev| ev.set_conn_config(upstream_config),
-        move |_| {
-            Box::new(Client {
-                upstream_addr,
-                connect_timeout,
-                upstream: None,
-            })
+        move |ev| ev.set_conn_config(upstream_config.clone()),
+        move |_loop| {
+            move |_| {
+                Box::new(Client {
+                    upstream_addr,
+                    connect_timeout,
+                    upstream: None,
+                }) as Box<dyn Handler>
+            }
         },
     )
 }

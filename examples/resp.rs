@@ -23,11 +23,19 @@
 //!   a connection's unconsumed input may hold at most `--max-input-mib`
 //!   (default 64 MiB, the library's default of 1 MiB being too small for
 //!   realistic values): a command larger than that closes the connection.
-//!   Queued output may reach 4 times that (a large MGET reply); beyond, the
-//!   connection is closed.
+//!   Queued output (bytes the kernel has not taken yet) may reach 4 times
+//!   that (a large MGET to a slow reader); beyond, the connection is reset
+//!   (the client sees ECONNRESET, not a reply that looks complete).
 //! * Expiry: lazy (an expired key is deleted when touched) plus a sweep
 //!   every 100 ms on a loop timer, armed only while keys have a deadline.
 //!   Times are the loop's millisecond clock.
+//! * One loop, no `--threads`: the keyspace is one `Rc<RefCell<Db>>` that
+//!   only this thread touches, which is what makes every command atomic
+//!   and gives all clients one order of writes, as in Redis. Sharding it
+//!   over loops (a key's loop by hash, commands posted there) would keep
+//!   single-key commands atomic but not MSET/MGET/DEL over keys on several
+//!   loops, nor FLUSHALL/DBSIZE without a cross-loop barrier: Redis itself
+//!   runs commands on one thread (its I/O threads only read and write).
 //!
 //! Prints `listening on ADDR` on stderr once bound; logs via `RUST_LOG`;
 //! SIGINT/SIGTERM stop it gracefully.

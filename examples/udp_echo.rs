@@ -10,8 +10,8 @@
 
 use sockloop::net::UdpSocket;
 use sockloop::poll::Interest;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
 use sockloop::EventLoop;
+use sockloop::{SIGINT, SIGTERM};
 use std::io::ErrorKind;
 
 fn main() {

@@ -1,5 +1,11 @@
 //! `Buffer`: growable bytes with read and write indices and a hard maximum.
 //!
+//! In the event path: each connection's input and output. The loop's read
+//! path appends what `readv` returned to the input buffer before it calls
+//! the handler's `on_data`; `Context::write` appends to the output buffer
+//! when the socket cannot take everything at once, and the write path drains
+//! it on writability.
+//!
 //! ```text
 //! +-------------------+------------------+------------------+
 //! | consumed (free)   |  readable bytes  |  writable space  |

@@ -1,5 +1,10 @@
 //! The readn/writen state machines, for any non-blocking descriptor.
 //!
+//! In the event path: between a readiness event and the bytes. The reactor
+//! uses `read_available` on every readable edge; `ReadExact`/`WriteAll` are
+//! for code that drives its own descriptors from epoll readiness (a
+//! [`Poller`](crate::poll::Poller) or a watched source).
+//!
 //! The notes' `_tcp_readn` loops on EAGAIN: on a non-blocking socket that
 //! spins a core at 100% until data arrives. Here EAGAIN *suspends*: the
 //! machine keeps its progress and returns [`IoStatus::WouldBlock`]; call
@@ -85,10 +90,20 @@ impl IoStatus {
 
 /// readn: reads exactly `n` bytes, across as many readiness events as it
 /// takes.
+///
+/// With [`set_low_water`](Self::set_low_water), a machine waiting for a
+/// large remainder on a TCP socket raises the socket's `SO_RCVLOWAT` so that
+/// epoll wakes it once the remainder (or as much as the kernel allows) is
+/// queued, instead of once per arriving segment, and puts the mark back to
+/// 1 when it stops.
 #[derive(Debug, Clone)]
 pub struct ReadExact {
     buf: Vec<u8>,
     filled: usize,
+    /// Remainders above this many bytes set `SO_RCVLOWAT`; `None`: never.
+    low_water_above: Option<usize>,
+    /// The mark this machine last set (0: it has not touched the socket).
+    mark: usize,
 }
 
 impl ReadExact {
@@ -97,6 +112,60 @@ impl ReadExact {
         ReadExact {
             buf: vec![0; n],
             filled: 0,
+            low_water_above: None,
+            mark: 0,
+        }
+    }
+
+    /// Opts in to `SO_RCVLOWAT`: when a step suspends with more than
+    /// `threshold` bytes still to read, the socket's receive low-water mark
+    /// is set to the remainder, so readiness is reported only once that much
+    /// is queued (Linux caps the mark at half the largest receive buffer and
+    /// grows the buffer to fit; EOF, errors and resets still wake at once).
+    /// When the machine stops (done, EOF, error) the mark goes back to 1, so
+    /// the next, possibly small, message is reported as usual. `None` turns
+    /// it off (the default).
+    ///
+    /// It pays for large reads: for a 1 MiB readn over loopback (the peer
+    /// writing 16 KiB at a time) epoll woke the reader once instead of 4 to
+    /// 8 times, and the machine made 2 read steps instead of 5 to 9 (5 runs;
+    /// `tests/rcvlowat.rs`, ARCHITECTURE.md). Loopback delivers 64 KiB
+    /// segments; over a real network segments are ~1.4 KiB, so there are
+    /// more wake-ups to save (not measured here). It costs two `setsockopt` calls per large read, and
+    /// it must only be used when the peer will send the whole remainder
+    /// without waiting for us: a peer that sends part and then waits for a
+    /// reply would not wake us until it closes. Descriptors that are not
+    /// sockets (pipes) are left alone.
+    pub fn set_low_water(&mut self, threshold: Option<usize>) {
+        self.low_water_above = threshold;
+    }
+
+    /// Sets the mark for a large remainder after a suspending step.
+    fn raise_mark(&mut self, fd: BorrowedFd<'_>) {
+        let Some(threshold) = self.low_water_above else {
+            return;
+        };
+        let rest = self.remaining().min(i32::MAX as usize);
+        if rest <= threshold || rest == self.mark {
+            return;
+        }
+        match sys::sockopt::set_int(fd, sys::sockopt::IntOpt::RecvLowat, rest as i32) {
+            Ok(()) => self.mark = rest,
+            Err(e) => {
+                // ENOTSOCK (a pipe) or an old kernel: read as before.
+                log::debug!("readn: SO_RCVLOWAT not available ({e}); not using it");
+                self.low_water_above = None;
+            }
+        }
+    }
+
+    /// Puts the mark back to 1 when this machine stops.
+    fn lower_mark(&mut self, fd: BorrowedFd<'_>) {
+        if self.mark != 0 {
+            self.mark = 0;
+            if let Err(e) = sys::sockopt::set_int(fd, sys::sockopt::IntOpt::RecvLowat, 1) {
+                log::debug!("readn: cannot reset SO_RCVLOWAT ({e})");
+            }
         }
     }
 
@@ -113,6 +182,15 @@ impl ReadExact {
 
     /// Reads as much as is available, up to the remaining count.
     pub fn advance(&mut self, fd: BorrowedFd<'_>) -> IoStatus {
+        let status = self.step(fd);
+        match status {
+            IoStatus::WouldBlock => self.raise_mark(fd),
+            _ => self.lower_mark(fd),
+        }
+        status
+    }
+
+    fn step(&mut self, fd: BorrowedFd<'_>) -> IoStatus {
         while self.filled < self.buf.len() {
             let want = self.buf.len() - self.filled;
             match sys::io::read(fd, &mut self.buf[self.filled..]) {

@@ -1,5 +1,11 @@
 //! Typed socket options: what the notes discuss, with what Linux really does.
 //!
+//! In the event path: before it. Options are set on a socket before or
+//! right after it enters the loop (`ConnConfig` sets `TCP_NODELAY` on
+//! accepted ones; `Context::abort` sets `SO_LINGER {1, 0}`); some then
+//! change what the loop sees (`SO_RCVLOWAT` delays readiness,
+//! `SO_ATTACH_FILTER` drops datagrams before they are queued).
+//!
 //! [`SocketOptions`] is implemented for every [`AsFd`] type, so the same
 //! calls work on `std::net` sockets, on a bare `OwnedFd`/`BorrowedFd` and on
 //! sockloop's own socket types:
@@ -29,12 +35,14 @@
 //! errno (EBADF, ENOTSOCK; ENOPROTOOPT or EOPNOTSUPP when an option does not
 //! apply to the socket's protocol, e.g. `TCP_NODELAY` on UDP).
 
-use crate::sys::fd;
 use crate::sys::sockopt::{self, BoolOpt, IntOpt, TimeoutOpt};
+use crate::sys::{fd, filter, io as sysio, msg};
 use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+pub use crate::sys::filter::{op as bpf, SockFilter};
+pub use crate::sys::msg::Credentials;
 pub use crate::sys::sockopt::SocketType;
 
 /// What `close()` does with a connection: the value of `SO_LINGER`.
@@ -646,6 +654,241 @@ pub trait SocketOptions: AsFd {
         sockopt::socket_type(self.as_fd())
     }
 
+    /// `SO_RCVLOWAT`: the receive low-water mark, in bytes.
+    ///
+    /// The notes say Linux fixes it at 1. That is dated: it is settable
+    /// since Linux 2.4 (socket(7)), and since 2.6.28 `select`, `poll` and
+    /// `epoll` report a stream socket readable only once at least `bytes`
+    /// are queued (or on EOF, an error or a reset, which always wake). A
+    /// blocking `recv` likewise waits for `min(bytes, len)` bytes. What Linux
+    /// really does with the value:
+    ///
+    /// * 0 is stored as 1; values above `i32::MAX` are an error here.
+    /// * TCP (4.18+) caps it at half the largest receive buffer the socket
+    ///   may have (`tcp_rmem[2] / 2`, or `SO_RCVBUF / 2` once that was set)
+    ///   and grows the receive buffer to fit, so a mark can never exceed
+    ///   what the socket is able to queue (which would never wake).
+    /// * The kernel then also calls the data-ready hook less often: with a
+    ///   high mark, segments arriving below it do not wake an epoll waiter.
+    /// * Datagram sockets ignore it for readiness (one datagram is enough).
+    /// * `SO_SNDLOWAT` stays fixed on Linux (ENOPROTOOPT), as the notes say.
+    ///
+    /// [`ReadExact`](crate::io::ReadExact) can use it for large remainders;
+    /// see [`ReadExact::set_low_water`](crate::io::ReadExact::set_low_water).
+    ///
+    /// # Errors
+    /// `InvalidInput` before any syscall when `bytes` exceeds `i32::MAX`;
+    /// otherwise the errno of `setsockopt`.
+    fn set_recv_low_water(&self, bytes: usize) -> io::Result<()> {
+        let v = buffer_size("receive low-water mark", bytes)?;
+        sockopt::set_int(self.as_fd(), IntOpt::RecvLowat, v)
+    }
+
+    /// `SO_RCVLOWAT` as the kernel holds it (1 by default, capped for TCP).
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn recv_low_water(&self) -> io::Result<usize> {
+        let v = sockopt::get_int(self.as_fd(), IntOpt::RecvLowat)?;
+        Ok(non_negative("receive low-water mark", v)? as usize)
+    }
+
+    /// `SO_DEBUG`: sets the socket's `SOCK_DBG` flag, as the notes say.
+    ///
+    /// What Linux really does: turning it **on** needs CAP_NET_ADMIN
+    /// (without it: EACCES, not EPERM); turning it off is always allowed. The
+    /// flag is copied to connections accepted from a listener that has it.
+    /// Nothing in the kernel reads it any more: the last users and the
+    /// `SOCK_DEBUG` logging macro were removed by early 2024, so it changes
+    /// nothing on the wire. A 2024 netdev patch proposed that `getsockopt`
+    /// then report 0 always; on the kernels tested here (6.18) the value
+    /// still reads back, and the privilege check is kept either way.
+    ///
+    /// # Errors
+    /// EACCES (`PermissionDenied`) when turning it on without CAP_NET_ADMIN;
+    /// otherwise the errno of `setsockopt`.
+    fn set_debug(&self, on: bool) -> io::Result<()> {
+        sockopt::set_bool(self.as_fd(), BoolOpt::Debug, on)
+    }
+
+    /// Whether `SO_DEBUG` is set.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn debug(&self) -> io::Result<bool> {
+        sockopt::get_bool(self.as_fd(), BoolOpt::Debug)
+    }
+
+    /// `SO_DONTROUTE`: bypass the routing table's gateways: packets go only
+    /// to destinations on a directly attached network (Linux sets
+    /// `SOCK_LOCALROUTE`, and route lookups for the socket then ask for
+    /// link scope). A destination that needs a gateway fails with
+    /// ENETUNREACH, at `connect` for UDP (which only looks the route up,
+    /// sending nothing) or at `send`. Loopback and on-link addresses work as
+    /// before. The per-call form is `MSG_DONTROUTE`
+    /// ([`UdpSocket::send_to_dont_route`](crate::net::UdpSocket::send_to_dont_route),
+    /// or `sys::msg::send_to` with `MSG_DONTROUTE` on any socket).
+    ///
+    /// # Errors
+    /// The errno of `setsockopt`.
+    fn set_dont_route(&self, on: bool) -> io::Result<()> {
+        sockopt::set_bool(self.as_fd(), BoolOpt::DontRoute, on)
+    }
+
+    /// Whether `SO_DONTROUTE` is set.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn dont_route(&self) -> io::Result<bool> {
+        sockopt::get_bool(self.as_fd(), BoolOpt::DontRoute)
+    }
+
+    /// `SO_TIMESTAMP`: the kernel records when each datagram arrived
+    /// (`CLOCK_REALTIME`, microseconds) and hands it over as an
+    /// `SCM_TIMESTAMP` control message with the datagram;
+    /// [`UdpSocket::recv_from_timestamped`](crate::net::UdpSocket::recv_from_timestamped)
+    /// returns it. The time is taken when the network stack receives the
+    /// packet, before it waits in the socket's queue for the application:
+    /// it says when a datagram really got here, not when the loop got
+    /// round to reading it. Turning it on
+    /// also enables the kernel's global receive timestamping (a small cost
+    /// on every packet while any socket has it). That switch is flipped
+    /// asynchronously: when this is the first socket in the system to ask,
+    /// the first datagrams may still be stamped when they are read instead.
+    ///
+    /// # Errors
+    /// The errno of `setsockopt`.
+    fn set_timestamp(&self, on: bool) -> io::Result<()> {
+        sockopt::set_bool(self.as_fd(), BoolOpt::Timestamp, on)
+    }
+
+    /// Whether `SO_TIMESTAMP` is set.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn timestamp(&self) -> io::Result<bool> {
+        sockopt::get_bool(self.as_fd(), BoolOpt::Timestamp)
+    }
+
+    /// `SO_TIMESTAMPNS`: as [`set_timestamp`](Self::set_timestamp) with a
+    /// `timespec` (nanoseconds), delivered as `SCM_TIMESTAMPNS`. Setting one
+    /// of the two clears the other on Linux: they share the socket's flag.
+    ///
+    /// # Errors
+    /// The errno of `setsockopt`.
+    fn set_timestamp_ns(&self, on: bool) -> io::Result<()> {
+        sockopt::set_bool(self.as_fd(), BoolOpt::TimestampNs, on)
+    }
+
+    /// Whether `SO_TIMESTAMPNS` is set.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn timestamp_ns(&self) -> io::Result<bool> {
+        sockopt::get_bool(self.as_fd(), BoolOpt::TimestampNs)
+    }
+
+    /// `SO_PASSCRED` (Unix sockets): every message received carries the
+    /// sender's pid/uid/gid as an `SCM_CREDENTIALS` control message, filled
+    /// in by the kernel (a sender can only claim its own ids unless
+    /// privileged), so a local server can check who sent each datagram;
+    /// [`UnixDatagram::recv_from_with_credentials`](crate::net::UnixDatagram::recv_from_with_credentials)
+    /// returns them. For a connection as a whole, [`peer_credentials`](Self::peer_credentials)
+    /// needs no option.
+    ///
+    /// # Errors
+    /// The errno of `setsockopt`.
+    fn set_pass_credentials(&self, on: bool) -> io::Result<()> {
+        sockopt::set_bool(self.as_fd(), BoolOpt::PassCred, on)
+    }
+
+    /// Whether `SO_PASSCRED` is set.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn pass_credentials(&self) -> io::Result<bool> {
+        sockopt::get_bool(self.as_fd(), BoolOpt::PassCred)
+    }
+
+    /// `SO_PEERCRED` (read-only, Unix stream sockets and socketpairs): the
+    /// pid, uid and gid of the process that created the peer socket, taken
+    /// by the kernel at `connect` (for the client's view: at `listen`) time.
+    /// This is what a local server uses to decide who may talk to it: the
+    /// peer cannot forge it. The pid can be stale if that process has since
+    /// exited, and it is 0 when the peer is in a pid namespace we cannot see.
+    ///
+    /// On a socket that has no Unix peer (TCP, UDP, an unconnected Unix
+    /// socket) Linux does **not** fail: it reports pid 0 and uid/gid -1
+    /// (`u32::MAX`). Treat pid 0 as "nobody"; never as root's uid 0.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt` (EBADF, ENOTSOCK).
+    fn peer_credentials(&self) -> io::Result<Credentials> {
+        sockopt::peer_credentials(self.as_fd())
+    }
+
+    /// `SO_ATTACH_FILTER`: attaches a classic BPF program that the kernel
+    /// runs on every packet before it is queued to this socket; a packet for
+    /// which the program returns 0 is dropped (never seen by `recv`, and not
+    /// counted against the receive buffer), any other return value is how
+    /// many bytes to keep. For UDP the program sees the packet from the UDP
+    /// header on: the payload starts at offset 8. This drops every datagram
+    /// whose first payload byte is not `b'A'`:
+    ///
+    /// ```
+    /// use sockloop::options::{bpf, SockFilter, SocketOptions};
+    /// let only_a = [
+    ///     SockFilter::stmt(bpf::LD | bpf::B | bpf::ABS, 8),
+    ///     SockFilter::jump(bpf::JMP | bpf::JEQ | bpf::K, u32::from(b'A'), 0, 1),
+    ///     SockFilter::stmt(bpf::RET | bpf::K, u32::MAX),
+    ///     SockFilter::stmt(bpf::RET | bpf::K, 0),
+    /// ];
+    /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// socket.attach_filter(&only_a)?;
+    /// socket.detach_filter()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` before any syscall for an empty program or one of more
+    /// than 4096 instructions; EINVAL when the kernel's checker rejects it
+    /// (a jump out of range, no final return); EPERM when the filter is
+    /// locked; otherwise the errno of `setsockopt`.
+    fn attach_filter(&self, program: &[SockFilter]) -> io::Result<()> {
+        filter::attach(self.as_fd(), program)
+    }
+
+    /// `SO_DETACH_FILTER`: removes the filter; every packet is queued again.
+    ///
+    /// # Errors
+    /// ENOENT when no filter is attached; EPERM when it is locked.
+    fn detach_filter(&self) -> io::Result<()> {
+        filter::detach(self.as_fd())
+    }
+
+    /// `SO_NO_CHECK` (UDP over IPv4): send datagrams without a UDP checksum
+    /// (the header's checksum field is 0, which IPv4 defines as "none").
+    /// Receivers accept such datagrams on IPv4. It saves the checksum's cost
+    /// only where the NIC does not compute it anyway, and a corrupted
+    /// payload is then no longer detected: Ethernet's CRC covers one hop, not
+    /// the path. IPv6 requires the checksum: the option does not change
+    /// IPv6 datagrams (Linux's separate `UDP_NO_CHECK6_TX`, meant for
+    /// tunnels, is not exposed).
+    ///
+    /// # Errors
+    /// The errno of `setsockopt`.
+    fn set_no_check(&self, on: bool) -> io::Result<()> {
+        sockopt::set_bool(self.as_fd(), BoolOpt::NoCheck, on)
+    }
+
+    /// Whether `SO_NO_CHECK` is set.
+    ///
+    /// # Errors
+    /// The errno of `getsockopt`.
+    fn no_check(&self) -> io::Result<bool> {
+        sockopt::get_bool(self.as_fd(), BoolOpt::NoCheck)
+    }
+
     /// Sets or clears `O_NONBLOCK` with `fcntl` (this is a file-status flag,
     /// not a socket option, and is shared by every `dup` of the descriptor).
     ///
@@ -686,3 +929,56 @@ fn keepalive_count(count: u32) -> io::Result<i32> {
     // In range 1..=127, so the cast is exact.
     Ok(count as i32)
 }
+
+/// TCP urgent ("out-of-band") data: `send`/`recv` with `MSG_OOB`.
+///
+/// TCP has no real second channel: `send(MSG_OOB)` sends the data in the
+/// normal stream and marks its **last byte** as urgent (the urgent pointer).
+/// Only one urgent byte is tracked per connection; a newer one replaces it.
+/// What the receiver sees depends on `SO_OOBINLINE`
+/// ([`SocketOptions::set_oob_inline`]):
+///
+/// * **off** (default): the urgent byte is taken out of the stream. A normal
+///   read stops at the mark (returns the bytes before it), and
+///   [`recv_out_of_band`](Self::recv_out_of_band) returns the byte.
+///   `epoll` reports `EPOLLPRI` (and `select` an exception) while it waits.
+/// * **on**: the byte stays in the stream, in order; `recv(MSG_OOB)` fails
+///   with EINVAL.
+///
+/// Implemented for every [`AsFd`] type; only TCP sockets support it (UDP
+/// and Unix sockets give EOPNOTSUPP). The event loop does not register
+/// `EPOLLPRI`, so its handlers are not told about urgent data: with
+/// `SO_OOBINLINE` off a loop connection simply sees the stream without the
+/// urgent byte. Protocols that need a "cancel" signal should send it in-band.
+pub trait OutOfBand: AsFd {
+    /// Sends `data` with `MSG_OOB | MSG_NOSIGNAL`; its last byte becomes the
+    /// urgent byte. Returns the count sent.
+    ///
+    /// # Errors
+    /// EOPNOTSUPP on non-TCP sockets; EAGAIN when the send buffer is full;
+    /// EPIPE/ECONNRESET as for any send.
+    fn send_out_of_band(&self, data: &[u8]) -> io::Result<usize> {
+        msg::send_to(self.as_fd(), data, None, msg::MSG_OOB)
+    }
+
+    /// Receives the pending urgent byte (`recv(MSG_OOB)`), with
+    /// `SO_OOBINLINE` off.
+    ///
+    /// # Errors
+    /// EINVAL (`InvalidInput`) when there is no urgent byte, it was already
+    /// read, or `SO_OOBINLINE` is on; EAGAIN (`WouldBlock`) when the urgent
+    /// pointer has arrived but the byte itself has not yet; EOPNOTSUPP on
+    /// non-TCP sockets.
+    fn recv_out_of_band(&self) -> io::Result<u8> {
+        let mut byte = [0u8; 1];
+        match sysio::recv(self.as_fd(), &mut byte, msg::MSG_OOB)? {
+            1 => Ok(byte[0]),
+            _ => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "recv(MSG_OOB) returned no byte",
+            )),
+        }
+    }
+}
+
+impl<T: AsFd + ?Sized> OutOfBand for T {}

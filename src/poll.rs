@@ -1,5 +1,9 @@
 //! The poller: one epoll instance and a reusable event buffer.
 //!
+//! In the event path: the wait at the top of every loop turn. `Poller::wait`
+//! is the one `epoll_wait`; each event's [`Token`] says which
+//! registration it belongs to.
+//!
 //! Connections are registered once, edge-triggered, for every kind of
 //! readiness (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`). The loop keeps
 //! its own "readable"/"writable" flags from the edges, so a write that
@@ -20,6 +24,15 @@ pub struct Interest(u32);
 impl Interest {
     /// Readable, edge-triggered (listeners, wakers, signalfds).
     pub const READABLE: Interest = Interest(epoll::EPOLLIN as u32 | epoll::EPOLLET as u32);
+    /// Readable, edge-triggered, with `EPOLLEXCLUSIVE`: for one listening
+    /// socket registered in several epoll instances (one per loop), so that
+    /// a new connection wakes one waiting loop, not all of them. The kernel
+    /// accepts `EPOLLEXCLUSIVE` only on `EPOLL_CTL_ADD`, only with
+    /// IN/OUT/ET/WAKEUP (no `EPOLLRDHUP`), and never on `EPOLL_CTL_MOD`: to
+    /// change such a registration, delete it and add it again
+    /// ([`Poller::modify`] refuses it).
+    pub const EXCLUSIVE_READABLE: Interest =
+        Interest(epoll::EPOLLIN as u32 | epoll::EPOLLET as u32 | epoll::EPOLLEXCLUSIVE as u32);
     /// Everything a stream needs, edge-triggered, registered once:
     /// readable, writable, and the peer's half-close (`EPOLLRDHUP`).
     pub const STREAM: Interest = Interest(
@@ -101,8 +114,16 @@ impl Poller {
     /// Changes the token or interest of a registered fd.
     ///
     /// # Errors
-    /// ENOENT when `fd` is not registered.
+    /// ENOENT when `fd` is not registered; `InvalidInput` for an interest
+    /// with `EPOLLEXCLUSIVE`, which the kernel refuses on `EPOLL_CTL_MOD`
+    /// (delete and add again instead).
     pub fn modify(&self, fd: BorrowedFd<'_>, token: Token, interest: Interest) -> io::Result<()> {
+        if interest.bits() & epoll::EPOLLEXCLUSIVE as u32 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "EPOLLEXCLUSIVE cannot be modified: delete and add again",
+            ));
+        }
         epoll::modify(self.epfd.as_fd(), fd, interest.bits(), token.to_u64())
     }
 

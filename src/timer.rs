@@ -1,5 +1,9 @@
 //! Timers: a binary min-heap of deadlines over a slab of timer slots.
 //!
+//! In the event path: the deadline of each turn's wait (the earliest timer
+//! bounds `epoll_wait`'s timeout) and the expiry step after dispatch (idle
+//! timeouts, connect timeouts, `Context::set_timer`).
+//!
 //! * insert and expiry are O(log n); cancel is O(1) (the heap entry is left
 //!   behind and skipped when it surfaces, and the heap is compacted when such
 //!   leftovers outnumber live timers);

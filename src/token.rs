@@ -1,5 +1,8 @@
 //! Tokens: what the loop stores in `epoll_event.u64` to find a registration.
 //!
+//! In the event path: between `epoll_wait` and dispatch. Each event carries
+//! a token; it is checked against the slab before any handler runs.
+//!
 //! A token is a slab key plus a generation. The slab reuses keys, and the
 //! kernel reuses fd numbers, so a key alone could deliver an event that was
 //! meant for a closed connection to the connection that took its slot. The

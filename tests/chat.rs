@@ -198,3 +198,55 @@ fn over_long_line_closes_that_client_only() {
     talker.writer.write_all(b"normal line\n").unwrap();
     assert_eq!(listener.line(), format!("{}: normal line", talker.id));
 }
+
+#[test]
+fn four_loops_deliver_every_line_to_every_client() {
+    const LINES: usize = 100;
+    let chat = Server::example(
+        "chat",
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--threads",
+            "4",
+            "--balance",
+            "handoff",
+        ],
+    );
+    // Handoff spreads 8 clients two per loop (ids end in @LOOP).
+    let clients: Vec<Client> = (0..8).map(|_| Client::join(chat.addr)).collect();
+    let mut loops: Vec<&str> = clients
+        .iter()
+        .map(|c| c.id.rsplit('@').next().unwrap())
+        .collect();
+    loops.sort();
+    loops.dedup();
+    assert_eq!(loops, ["0", "1", "2", "3"], "clients not on every loop");
+    let ids: Vec<String> = clients.iter().map(|c| c.id.clone()).collect();
+    let mut readers = Vec::new();
+    for (me, mut c) in clients.into_iter().enumerate() {
+        let mut w = c.writer.try_clone().unwrap();
+        let ids = ids.clone();
+        readers.push(thread::spawn(move || {
+            let sender = thread::spawn(move || {
+                for i in 0..LINES {
+                    w.write_all(format!("{me}-{i}\n").as_bytes()).unwrap();
+                }
+            });
+            // Everyone else's lines, each sender's in order.
+            let mut next = vec![0usize; ids.len()];
+            for _ in 0..(ids.len() - 1) * LINES {
+                let line = c.line();
+                let (who, text) = line.split_once(": ").expect("prefixed line");
+                let k = ids.iter().position(|id| id == who).expect("a known sender");
+                assert_ne!(k, me, "{} got its own line", c.id);
+                assert_eq!(text, format!("{k}-{}", next[k]), "{} from {who}", c.id);
+                next[k] += 1;
+            }
+            sender.join().unwrap();
+        }));
+    }
+    for r in readers {
+        r.join().unwrap();
+    }
+}

@@ -459,3 +459,40 @@ fn property_writing_up_to_max_output_in_any_split_never_trips_it() {
     handle.stop().unwrap();
     join.join().unwrap();
 }
+
+/// `output_len` counts what the kernel has not taken: inside the callback,
+/// the batched small writes; after a large write sent with the batch ahead
+/// of it, nothing (the kernel took both); in a later callback, nothing.
+#[test]
+fn output_len_counts_only_bytes_the_kernel_has_not_taken() {
+    let log: Log = Arc::default();
+    struct Measure(Log);
+    impl Handler for Measure {
+        fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+            input.clear();
+            let mut seen = vec![ctx.output_len()];
+            ctx.write(b"0123456789").unwrap();
+            seen.push(ctx.output_len());
+            ctx.write(&[b'x'; 2048]).unwrap();
+            seen.push(ctx.output_len());
+            self.0.lock().unwrap().push(format!("{seen:?}"));
+        }
+    }
+    let l2 = log.clone();
+    let (addrs, handle, join) = spawn_loop(vec![ServerConfig::default()], move || {
+        Box::new(Measure(l2.clone()))
+    });
+    let mut s = connect(addrs[0]);
+    for _ in 0..2 {
+        s.write_all(b"?").unwrap();
+        let mut got = vec![0u8; 10 + 2048];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got[..10], b"0123456789");
+    }
+    assert_eq!(
+        wait_for(&log, 2),
+        vec!["[0, 10, 0]".to_string(), "[0, 10, 0]".to_string()]
+    );
+    handle.stop().unwrap();
+    join.join().unwrap();
+}

@@ -708,13 +708,38 @@ fn resumed_reader_gets_bytes_that_arrived_while_paused() {
 
 #[test]
 fn graceful_shutdown_flushes_pending_replies_then_run_returns() {
+    /// Echo that counts what it has seen.
+    struct Counting(Arc<std::sync::atomic::AtomicUsize>);
+    impl Handler for Counting {
+        fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+            if ctx.write(input.as_slice()).is_ok() {
+                self.0
+                    .fetch_add(input.len(), std::sync::atomic::Ordering::SeqCst);
+                input.clear();
+            }
+        }
+    }
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s2 = seen.clone();
     let mut config = ServerConfig::default();
     config.conn.high_water = usize::MAX;
-    let (addr, handle, join) = echo_server(config, None);
+    let (addr, handle, join) = spawn_loop(move |ev| {
+        let l = listener();
+        let addr = l.local_addr().unwrap();
+        ev.listen(l, config, move |_| Box::new(Counting(s2.clone())))
+            .unwrap();
+        addr
+    });
     let mut s = connect(addr);
     let data = pattern(4 << 20);
     s.write_all(&data[..1 << 20]).unwrap();
-    // Make sure the server has read it (its echo begins to arrive).
+    // Make sure the server has read it all (a shutdown discards input not
+    // read yet: the request was not taken, only replies are flushed).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.load(std::sync::atomic::Ordering::SeqCst) < 1 << 20 {
+        assert!(Instant::now() < deadline, "the server did not read it all");
+        std::thread::sleep(Duration::from_millis(1)); // polling pace
+    }
     let mut first = [0u8; 1];
     s.read_exact(&mut first).unwrap();
     handle.shutdown(Duration::from_secs(5)).unwrap();

@@ -14,6 +14,8 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -33,9 +35,11 @@ struct conn {
     size_t off, len, cap;
 };
 
-static char buf[BUF_SIZE];
+static __thread char buf[BUF_SIZE]; /* one per loop thread */
 
-static int listen_on(const char *spec) {
+static int bound_port;
+
+static int listen_on(const char *spec, int reuseport, int quiet) {
     char host[256];
     const char *colon = strrchr(spec, ':');
     if (!colon || (size_t)(colon - spec) >= sizeof host) return -1;
@@ -46,11 +50,13 @@ static int listen_on(const char *spec) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 4096)) return -1;
     socklen_t sl = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &sl);
     inet_ntop(AF_INET, &sa.sin_addr, host, sizeof host);
-    fprintf(stderr, "listening on %s:%d\n", host, ntohs(sa.sin_port));
+    if (!quiet) fprintf(stderr, "listening on %s:%d\n", host, ntohs(sa.sin_port));
+    bound_port = ntohs(sa.sin_port);
     return fd;
 }
 
@@ -123,23 +129,15 @@ static int drain(struct conn *c, int rdhup) {
     return 0; /* paused by backpressure; resumed after the next flush */
 }
 
-int main(int argc, char **argv) {
-    const char *addr = "127.0.0.1:8080";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--addr") && i + 1 < argc) addr = argv[++i];
-        else if (!strncmp(argv[i], "--addr=", 7)) addr = argv[i] + 7;
-        else { fprintf(stderr, "usage: %s --addr HOST:PORT\n", argv[0]); return 2; }
-    }
-    signal(SIGPIPE, SIG_IGN);
-    int lfd = listen_on(addr);
-    if (lfd < 0) { perror("listen"); return 1; }
+static void *serve(void *arg) {
+    int lfd = (int)(intptr_t)arg;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
     struct epoll_event evs[1024];
     for (;;) {
         int n = epoll_wait(ep, evs, 1024, -1);
-        if (n < 0) { if (errno == EINTR) continue; perror("epoll_wait"); return 1; }
+        if (n < 0) { if (errno == EINTR) continue; perror("epoll_wait"); exit(1); }
         for (int i = 0; i < n; i++) {
             struct conn *c = evs[i].data.ptr;
             uint32_t e = evs[i].events;
@@ -168,4 +166,32 @@ int main(int argc, char **argv) {
             }
         }
     }
+}
+
+int main(int argc, char **argv) {
+    const char *addr = "127.0.0.1:8080";
+    int threads = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--addr") && i + 1 < argc) addr = argv[++i];
+        else if (!strncmp(argv[i], "--addr=", 7)) addr = argv[i] + 7;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: %s --addr HOST:PORT [--threads N]\n", argv[0]); return 2; }
+    }
+    if (threads < 1) { fprintf(stderr, "--threads must be at least 1\n"); return 2; }
+    signal(SIGPIPE, SIG_IGN);
+    /* --threads N: N loops, each with its own SO_REUSEPORT socket on the
+     * same port (the kernel spreads connections by hash), nothing shared. */
+    int lfd = listen_on(addr, threads > 1, 0);
+    if (lfd < 0) { perror("listen"); return 1; }
+    char spec[300];
+    const char *colon = strrchr(addr, ':');
+    snprintf(spec, sizeof spec, "%.*s:%d", (int)(colon - addr), addr, bound_port);
+    for (int t = 1; t < threads; t++) {
+        int fd = listen_on(spec, 1, 1);
+        if (fd < 0) { perror("listen"); return 1; }
+        pthread_t th;
+        if (pthread_create(&th, NULL, serve, (void *)(intptr_t)fd)) { perror("pthread_create"); return 1; }
+    }
+    serve((void *)(intptr_t)lfd);
+    return 1;
 }

@@ -6,12 +6,17 @@
 //! * logging through `RUST_LOG` (default `warn`);
 //! * a loop that shuts down gracefully on SIGINT/SIGTERM, the
 //!   `listening on ADDR` line on stderr once bound, and exit status 1 with
-//!   the error if serving fails.
+//!   the error if serving fails;
+//! * for the servers that run on several loops ([`Cli::parse_cluster`],
+//!   [`Cli::serve_cluster`]): `--threads N` (default 1), `--balance
+//!   reuseport|exclusive|handoff` (default reuseport), `--pin` (no value)
+//!   and `--shutdown-grace-ms N` (default 10000).
 #![allow(dead_code)] // each example uses a different subset
 
+use sockloop::cluster::{Balance, Cluster};
 use sockloop::net::TcpListener;
-use sockloop::sys::signal::{SIGINT, SIGTERM};
 use sockloop::{ConnId, EventLoop, Handler, ServerConfig};
+use sockloop::{SIGINT, SIGTERM};
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -20,14 +25,35 @@ use std::time::Duration;
 /// Parsed `--flag value` arguments.
 pub struct Cli {
     name: &'static str,
-    usage: &'static str,
+    usage: String,
     pairs: Vec<(String, String)>,
 }
+
+/// The flags [`Cli::parse_cluster`] adds, and their usage.
+const CLUSTER_FLAGS: &[&str] = &["--threads", "--balance", "--pin", "--shutdown-grace-ms"];
+const CLUSTER_USAGE: &str = " [--threads N (default 1)] [--balance reuseport|exclusive|handoff] \
+[--pin] [--shutdown-grace-ms N (default 10000)]";
+/// Flags that take no value.
+const SWITCHES: &[&str] = &["--pin"];
 
 impl Cli {
     /// Parses the process arguments, accepting only `flags`, and sets up
     /// logging.
     pub fn parse(name: &'static str, usage: &'static str, flags: &[&str]) -> Cli {
+        Cli::parse_flags(name, usage.to_string(), flags)
+    }
+
+    /// As [`Cli::parse`], plus `--threads`, `--balance`, `--pin` and
+    /// `--shutdown-grace-ms` for [`Cli::serve_cluster`].
+    pub fn parse_cluster(name: &'static str, usage: &'static str, flags: &[&str]) -> Cli {
+        let mut all = flags.to_vec();
+        all.extend_from_slice(CLUSTER_FLAGS);
+        let cli = Cli::parse_flags(name, format!("{usage}{CLUSTER_USAGE}"), &all);
+        let _ = (cli.threads(), cli.balance(), cli.grace()); // bad values: exit 2 now
+        cli
+    }
+
+    fn parse_flags(name: &'static str, usage: String, flags: &[&str]) -> Cli {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
         let mut cli = Cli {
             name,
@@ -37,11 +63,15 @@ impl Cli {
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
-                println!("usage: {usage}");
+                println!("usage: {}", cli.usage);
                 std::process::exit(0);
             }
             if !flags.contains(&flag.as_str()) {
                 cli.fail(&format!("unknown argument {flag}"));
+            }
+            if SWITCHES.contains(&flag.as_str()) {
+                cli.pairs.push((flag, "true".into()));
+                continue;
             }
             match args.next() {
                 Some(value) => cli.pairs.push((flag, value)),
@@ -76,6 +106,29 @@ impl Cli {
             .parse()
             .unwrap_or_else(|e| self.fail(&format!("default {default}: {e}")));
         self.get(flag, fallback)
+    }
+
+    /// `--threads` (at least 1; default 1).
+    pub fn threads(&self) -> usize {
+        match self.get("--threads", 1usize) {
+            0 => self.fail("--threads must be at least 1"),
+            n => n,
+        }
+    }
+
+    /// `--balance` (default reuseport).
+    pub fn balance(&self) -> Balance {
+        self.get("--balance", Balance::Reuseport)
+    }
+
+    /// Whether `--pin` was given.
+    pub fn pin(&self) -> bool {
+        self.pairs.iter().any(|(f, _)| f == "--pin")
+    }
+
+    /// `--shutdown-grace-ms` (default 10 s).
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.get("--shutdown-grace-ms", 10_000u64))
     }
 
     /// A server config from `--idle-timeout-secs` (0: never) and
@@ -122,6 +175,58 @@ where
             );
         }
         res
+    })();
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Serves `addr` on `--threads` loops spread by `--balance` (optionally
+/// `--pin`ned): `setup` runs on each loop first, `make` once per loop with
+/// its index and returns that loop's handler factory (so what handlers
+/// share on one loop need not be `Send`). Stops gracefully on
+/// SIGINT/SIGTERM (with `--shutdown-grace-ms`), logs each loop's counters
+/// at info level, and exits the process (0 after a graceful shutdown, 1
+/// with the error if anything failed).
+pub fn serve_cluster<S, M, F>(
+    cli: &Cli,
+    name: &str,
+    addr: SocketAddr,
+    config: ServerConfig,
+    setup: S,
+    make: M,
+) -> !
+where
+    S: Fn(&mut EventLoop) + Send + Sync + 'static,
+    M: Fn(usize) -> F + Send + Sync + 'static,
+    F: FnMut(ConnId) -> Box<dyn Handler> + 'static,
+{
+    let result = (|| -> std::io::Result<()> {
+        let mut cluster = Cluster::new(cli.threads())?;
+        cluster
+            .pin(cli.pin())
+            .shutdown_grace(cli.grace())
+            .shutdown_on_signals(&[SIGINT, SIGTERM])
+            .on_loop_start(setup);
+        let bound = cluster.listen(addr, cli.balance(), config, make)?;
+        eprintln!("listening on {bound}");
+        cluster.run()?;
+        #[cfg(feature = "fault-injection")]
+        {
+            let s = sockloop::sys::fault::stats();
+            eprintln!(
+                "sockloop fault injection stats: calls {} faults {} retried {} rearmed {}",
+                s.calls,
+                s.all(),
+                s.retried,
+                s.rearmed
+            );
+        }
+        Ok(())
     })();
     match result {
         Ok(()) => std::process::exit(0),

@@ -1,5 +1,8 @@
 //! Sockets: TCP, UDP and Unix-domain, all non-blocking.
 //!
+//! In the event path: the sockets the loop registers and reads and writes;
+//! the layer between the reactor and [`crate::sys`].
+//!
 //! Each type is a thin owner of an `OwnedFd` created with
 //! `SOCK_NONBLOCK | SOCK_CLOEXEC`; calls that cannot complete fail with
 //! `ErrorKind::WouldBlock` and the caller waits for readiness (e.g. with the
@@ -15,4 +18,4 @@ pub mod unix;
 
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

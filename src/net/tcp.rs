@@ -1,4 +1,8 @@
 //! TCP: a listener with sane server defaults, and a non-blocking stream.
+//!
+//! In the event path: the sockets the loop registers. A listener's accepted
+//! streams become connections; their bytes flow through `readv`/`send` in
+//! the reactor's read and write paths.
 
 use crate::sys;
 use std::io::{self, Read, Write};

@@ -1,22 +1,32 @@
 //! A non-blocking UDP socket.
 //!
+//! In the event path: a source the loop watches
+//! ([`EventLoop::watch`](crate::EventLoop::watch)); the callback calls
+//! `recv_from` until WouldBlock on each readable edge.
+//!
 //! ```
 //! use sockloop::net::udp::UdpSocket;
+//! use sockloop::options::SocketOptions;
+//! use std::time::Duration;
 //!
 //! let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
 //! let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+//! // For this example only: let `b` wait (at most 5 s) instead of
+//! // returning WouldBlock, so the datagram need not have arrived yet.
+//! SocketOptions::set_nonblocking(&b, false)?;
+//! b.set_recv_timeout(Some(Duration::from_secs(5)))?;
 //! a.send_to(b"ping", b.local_addr()?)?;
 //! let mut buf = [0u8; 16];
-//! # std::thread::sleep(std::time::Duration::from_millis(10));
 //! let d = b.recv_from(&mut buf)?;
 //! assert_eq!((&buf[..d.len], d.truncated, d.from), (&b"ping"[..], false, a.local_addr()?));
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use crate::sys::{addr, socket, udp};
+use crate::sys::{addr, msg, socket, udp};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::{Duration, SystemTime};
 
 /// Largest UDP payload over IPv4: 65,535 (IP total length) − 20 (IP header)
 /// − 8 (UDP header).
@@ -38,6 +48,17 @@ pub struct Datagram {
     pub truncated: bool,
     /// The sender's address.
     pub from: SocketAddr,
+}
+
+/// One datagram received by [`UdpSocket::recv_from_timestamped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamped {
+    /// The datagram, as [`UdpSocket::recv_from`] reports it.
+    pub datagram: Datagram,
+    /// When the kernel received it (`CLOCK_REALTIME`): from `SCM_TIMESTAMPNS`
+    /// if `SO_TIMESTAMPNS` is on, else from `SCM_TIMESTAMP` if `SO_TIMESTAMP`
+    /// is on (microsecond resolution), else `None`.
+    pub received_at: Option<SystemTime>,
 }
 
 /// One datagram received by [`UdpSocket::recv`] on a connected socket.
@@ -108,14 +129,7 @@ impl UdpSocket {
     /// ECONNREFUSED left over from an earlier datagram's ICMP error,
     /// EMSGSIZE when the buffer exceeds `SO_SNDBUF`.
     pub fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        let (max, family) = match to {
-            SocketAddr::V4(_) => (MAX_PAYLOAD_V4, "IPv4"),
-            SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_some() => {
-                (MAX_PAYLOAD_V4, "IPv4 (v4-mapped)")
-            }
-            SocketAddr::V6(_) => (MAX_PAYLOAD_V6, "IPv6"),
-        };
-        check_size(buf.len(), max, family)?;
+        check_dest_size(buf.len(), &to)?;
         udp::send_to(self.fd.as_fd(), buf, &addr::from_socket_addr(&to))
     }
 
@@ -135,6 +149,59 @@ impl UdpSocket {
             truncated: r.truncated,
             from: addr::to_socket_addr(&raw)?,
         })
+    }
+
+    /// Receives one datagram as [`recv_from`](Self::recv_from) does, with
+    /// `recvmsg`, and returns the kernel's receive timestamp when
+    /// [`SocketOptions::set_timestamp`](crate::options::SocketOptions::set_timestamp)
+    /// or [`set_timestamp_ns`](crate::options::SocketOptions::set_timestamp_ns)
+    /// is on. The timestamp is taken when the datagram reached the socket,
+    /// before it waited in the receive queue.
+    ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from).
+    pub fn recv_from_timestamped(&self, buf: &mut [u8]) -> io::Result<Timestamped> {
+        let m = msg::recv_msg(self.fd.as_fd(), buf, 0)?;
+        let r = Received::new(m.len, buf.len());
+        let at = |secs: i64, nanos: i64| -> Option<SystemTime> {
+            let secs = u64::try_from(secs).ok()?;
+            let nanos = u32::try_from(nanos).ok().filter(|&n| n < 1_000_000_000)?;
+            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+        };
+        let anc = m.ancillary;
+        let received_at = match (anc.timestamp_ns, anc.timestamp_us) {
+            (Some((s, ns)), _) => at(s, ns),
+            (None, Some((s, us))) => at(s, us.saturating_mul(1000)),
+            (None, None) => None,
+        };
+        Ok(Timestamped {
+            datagram: Datagram {
+                len: r.len,
+                full_len: r.full_len,
+                truncated: r.truncated,
+                from: addr::to_socket_addr(&m.from)?,
+            },
+            received_at,
+        })
+    }
+
+    /// Sends `buf` as one datagram to `to` with `MSG_DONTROUTE`: only if
+    /// `to` is on a directly attached network (or local), never through a
+    /// gateway. Nothing is sent when it is not; see
+    /// [`SocketOptions::set_dont_route`](crate::options::SocketOptions::set_dont_route)
+    /// for the per-socket form.
+    ///
+    /// # Errors
+    /// ENETUNREACH when `to` needs a gateway; otherwise as
+    /// [`send_to`](Self::send_to).
+    pub fn send_to_dont_route(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        check_dest_size(buf.len(), &to)?;
+        msg::send_to(
+            self.fd.as_fd(),
+            buf,
+            Some(&addr::from_socket_addr(&to)),
+            msg::MSG_DONTROUTE,
+        )
     }
 
     /// Sends `buf` as one datagram to the peer set by
@@ -188,6 +255,17 @@ impl UdpSocket {
         crate::sys::fd::set_nonblocking(fd.as_fd(), true)?;
         Ok(UdpSocket { fd })
     }
+}
+
+fn check_dest_size(len: usize, to: &SocketAddr) -> io::Result<()> {
+    let (max, family) = match to {
+        SocketAddr::V4(_) => (MAX_PAYLOAD_V4, "IPv4"),
+        SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_some() => {
+            (MAX_PAYLOAD_V4, "IPv4 (v4-mapped)")
+        }
+        SocketAddr::V6(_) => (MAX_PAYLOAD_V6, "IPv6"),
+    };
+    check_size(len, max, family)
 }
 
 fn check_size(len: usize, max: usize, family: &str) -> io::Result<()> {

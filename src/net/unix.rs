@@ -1,4 +1,13 @@
-//! Non-blocking Unix-domain stream sockets.
+//! Non-blocking Unix-domain sockets: streams ([`UnixListener`],
+//! [`UnixStream`]) and datagrams ([`UnixDatagram`]).
+//!
+//! In the event path they sit where TCP sockets do: a listener's accepted
+//! streams can be handed to the loop, and a [`UnixDatagram`] is registered
+//! with [`EventLoop::watch`](crate::EventLoop::watch) like a UDP socket. The
+//! peer's credentials (`SO_PEERCRED`, and `SCM_CREDENTIALS` per datagram
+//! with `SO_PASSCRED`) come through
+//! [`SocketOptions`](crate::options::SocketOptions) and
+//! [`UnixDatagram::recv_from_with_credentials`].
 //!
 //! [`UnixListener::bind`] deals with the classic stale-socket-file problem:
 //! a server that exits without `unlink`ing its socket leaves the file behind,
@@ -23,7 +32,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use crate::sys::{addr, fd as sysfd, io as sysio, socket};
+use crate::sys::{addr, fd as sysfd, io as sysio, msg, socket, udp};
 use std::fs;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -31,6 +40,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 pub use crate::sys::addr::UnixAddr;
+pub use crate::sys::msg::Credentials;
 
 /// The accept-queue length [`UnixListener::bind`] asks for (the kernel caps
 /// it at `net.core.somaxconn`).
@@ -214,6 +224,19 @@ impl UnixStream {
         Self::connect_raw(&addr::from_abstract_name(name)?)
     }
 
+    /// A connected pair of streams (`socketpair(AF_UNIX, SOCK_STREAM)`):
+    /// both ends non-blocking and close-on-exec. Handy to feed a loop from
+    /// another thread, or to test a handler without a listener. Each end's
+    /// [`peer_credentials`](crate::options::SocketOptions::peer_credentials)
+    /// name this process.
+    ///
+    /// # Errors
+    /// The errno of `socketpair` (EMFILE, ENFILE).
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = socket::socketpair(socket::SOCK_STREAM)?;
+        Ok((UnixStream { fd: a }, UnixStream { fd: b }))
+    }
+
     fn connect_raw(raw: &addr::RawAddr) -> io::Result<UnixStream> {
         let fd = socket::unix_stream_socket()?;
         socket::connect_raw(fd.as_fd(), raw)?;
@@ -298,6 +321,208 @@ impl Write for UnixStream {
     }
 }
 
+/// One datagram received by [`UnixDatagram::recv_from`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixReceived {
+    /// Bytes written into the caller's buffer: `min(full_len, buf.len())`.
+    pub len: usize,
+    /// The datagram's real size (`MSG_TRUNC`).
+    pub full_len: usize,
+    /// True when the buffer was too small: the rest of the datagram is lost.
+    pub truncated: bool,
+    /// The sender's address ([`UnixAddr::Unnamed`] for an unbound sender).
+    pub from: UnixAddr,
+    /// The sender's credentials (`SCM_CREDENTIALS`): only from
+    /// [`UnixDatagram::recv_from_with_credentials`] with `SO_PASSCRED` on.
+    pub credentials: Option<Credentials>,
+}
+
+/// A non-blocking, close-on-exec Unix-domain datagram socket.
+///
+/// Datagrams are reliable and ordered on Unix sockets (no loss, unlike
+/// UDP): when the receiver's queue is full a non-blocking send fails with
+/// WouldBlock (EAGAIN) instead of dropping the datagram. To use it with the
+/// loop, register it with [`EventLoop::watch`](crate::EventLoop::watch):
+///
+/// ```
+/// use sockloop::net::UnixDatagram;
+/// use sockloop::poll::Interest;
+/// use sockloop::EventLoop;
+///
+/// let (a, b) = UnixDatagram::pair()?;
+/// a.send(b"ping")?;
+/// let mut ev = EventLoop::new()?;
+/// ev.watch(b, Interest::READABLE, |sock, ctx, _ready| {
+///     let mut buf = [0u8; 16];
+///     while let Ok(d) = sock.recv_from(&mut buf) {
+///         assert_eq!(&buf[..d.len], b"ping");
+///         ctx.stop();
+///     }
+/// })?;
+/// ev.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct UnixDatagram {
+    fd: OwnedFd,
+}
+
+impl UnixDatagram {
+    /// Creates a datagram socket bound to `path`. Unlike
+    /// [`UnixListener::bind`] an existing file is never removed: the error
+    /// is `AddrInUse` (a datagram socket has no listener to probe).
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad path (see [`UnixListener::bind`]);
+    /// EADDRINUSE when the file exists; otherwise the errno of `socket` or
+    /// `bind` (EACCES, ENOENT for a missing directory).
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
+        let raw = addr::from_unix_path(path.as_ref())?;
+        let fd = socket::unix_datagram_socket()?;
+        socket::bind_raw(fd.as_fd(), &raw)?;
+        Ok(UnixDatagram { fd })
+    }
+
+    /// Creates a datagram socket bound to a Linux abstract name.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a name longer than 107 bytes; EADDRINUSE when the
+    /// name is taken; otherwise the errno of `socket` or `bind`.
+    pub fn bind_abstract(name: &[u8]) -> io::Result<UnixDatagram> {
+        let raw = addr::from_abstract_name(name)?;
+        let fd = socket::unix_datagram_socket()?;
+        socket::bind_raw(fd.as_fd(), &raw)?;
+        Ok(UnixDatagram { fd })
+    }
+
+    /// Creates an unbound datagram socket (its sends come from
+    /// [`UnixAddr::Unnamed`], so nobody can reply to it).
+    ///
+    /// # Errors
+    /// The errno of `socket` (EMFILE, ENFILE).
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            fd: socket::unix_datagram_socket()?,
+        })
+    }
+
+    /// A connected pair of datagram sockets (`socketpair`).
+    ///
+    /// # Errors
+    /// The errno of `socketpair` (EMFILE, ENFILE).
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = socket::socketpair(socket::SOCK_DGRAM)?;
+        Ok((UnixDatagram { fd: a }, UnixDatagram { fd: b }))
+    }
+
+    /// Sets the default destination to the socket at `path`: [`send`](Self::send)
+    /// goes there, and only datagrams from it are received.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad path; ENOENT; ECONNREFUSED when nothing is
+    /// bound there; EPROTOTYPE for a socket of another type.
+    pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
+        socket::connect_raw(self.fd.as_fd(), &addr::from_unix_path(path.as_ref())?)
+    }
+
+    /// As [`connect`](Self::connect), to an abstract name.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a name longer than 107 bytes; otherwise as
+    /// [`connect`](Self::connect).
+    pub fn connect_abstract(&self, name: &[u8]) -> io::Result<()> {
+        socket::connect_raw(self.fd.as_fd(), &addr::from_abstract_name(name)?)
+    }
+
+    /// Sends `buf` as one datagram to the connected peer.
+    ///
+    /// # Errors
+    /// WouldBlock when the peer's queue is full; EDESTADDRREQ/ENOTCONN when
+    /// not connected; ECONNREFUSED when the peer was closed; EMSGSIZE when
+    /// `buf` exceeds the send buffer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        msg::send_to(self.fd.as_fd(), buf, None, 0)
+    }
+
+    /// Sends `buf` as one datagram to the socket at `path`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad path; ENOENT; ECONNREFUSED when nothing is
+    /// bound there; otherwise as [`send`](Self::send).
+    pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
+        udp::send_to(self.fd.as_fd(), buf, &addr::from_unix_path(path.as_ref())?)
+    }
+
+    /// As [`send_to`](Self::send_to), to an abstract name.
+    ///
+    /// # Errors
+    /// As [`send_to`](Self::send_to).
+    pub fn send_to_abstract(&self, buf: &[u8], name: &[u8]) -> io::Result<usize> {
+        udp::send_to(self.fd.as_fd(), buf, &addr::from_abstract_name(name)?)
+    }
+
+    /// Receives one datagram into `buf`; a longer one is truncated and the
+    /// rest lost ([`UnixReceived::truncated`]).
+    ///
+    /// # Errors
+    /// WouldBlock when nothing is queued; `InvalidData` for a sender address
+    /// the kernel should never report.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<UnixReceived> {
+        let (full_len, raw) = udp::recv_from(self.fd.as_fd(), buf)?;
+        Ok(UnixReceived {
+            len: full_len.min(buf.len()),
+            full_len,
+            truncated: full_len > buf.len(),
+            from: addr::to_unix_addr(&raw)?,
+            credentials: None,
+        })
+    }
+
+    /// Receives one datagram with `recvmsg`, and with it the sender's
+    /// pid/uid/gid when [`SocketOptions::set_pass_credentials`](crate::options::SocketOptions::set_pass_credentials)
+    /// is on for this socket. The kernel fills them in; a sender cannot
+    /// claim ids it does not have (unless privileged).
+    ///
+    /// # Errors
+    /// As [`recv_from`](Self::recv_from).
+    pub fn recv_from_with_credentials(&self, buf: &mut [u8]) -> io::Result<UnixReceived> {
+        let m = msg::recv_msg(self.fd.as_fd(), buf, 0)?;
+        Ok(UnixReceived {
+            len: m.len.min(buf.len()),
+            full_len: m.len,
+            truncated: m.len > buf.len(),
+            from: addr::to_unix_addr(&m.from)?,
+            credentials: m.ancillary.credentials,
+        })
+    }
+
+    /// Our own address.
+    ///
+    /// # Errors
+    /// The errno of `getsockname`.
+    pub fn local_addr(&self) -> io::Result<UnixAddr> {
+        addr::to_unix_addr(&socket::local_addr_raw(self.fd.as_fd())?)
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    /// ENOTCONN when not connected.
+    pub fn peer_addr(&self) -> io::Result<UnixAddr> {
+        addr::to_unix_addr(&socket::peer_addr_raw(self.fd.as_fd())?)
+    }
+
+    /// Converts a `std` socket, switching it to non-blocking mode.
+    ///
+    /// # Errors
+    /// The errno of `fcntl` (EBADF).
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        let fd = OwnedFd::from(socket);
+        sysfd::set_nonblocking(fd.as_fd(), true)?;
+        Ok(UnixDatagram { fd })
+    }
+}
+
 macro_rules! fd_conversions {
     ($ty:ident, $std:ty) => {
         impl AsFd for $ty {
@@ -355,6 +580,7 @@ macro_rules! fd_conversions {
 
 fd_conversions!(UnixListener, std::os::unix::net::UnixListener);
 fd_conversions!(UnixStream, std::os::unix::net::UnixStream);
+fd_conversions!(UnixDatagram, std::os::unix::net::UnixDatagram);
 
 impl std::os::fd::FromRawFd for UnixListener {
     /// Takes ownership of `fd`, which must be an open socket of the right
@@ -364,6 +590,17 @@ impl std::os::fd::FromRawFd for UnixListener {
         // owned by nobody else, which is all `OwnedFd` needs. (The one
         // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
         UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+impl std::os::fd::FromRawFd for UnixDatagram {
+    /// Takes ownership of `fd`, which must be an open socket of the right
+    /// kind owned by nobody else.
+    unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
+        // owned by nobody else, which is all `OwnedFd` needs. (The one
+        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
+        UnixDatagram::from(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 }
 

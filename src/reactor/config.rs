@@ -2,11 +2,40 @@
 
 use std::time::Duration;
 
+/// How long a graceful shutdown started by a signal lets connections
+/// finish (answer what they received, flush, exchange FINs) before the
+/// rest are closed with [`crate::CloseReason::Shutdown`]: 10 s. Change it
+/// with [`crate::EventLoop::set_shutdown_grace`] (or the cluster's
+/// `shutdown_grace`); shutdowns started from the API take their grace as an
+/// argument.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Settings of each connection (accepted or outgoing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnConfig {
     /// Close a connection when no byte has been read or written for this
-    /// long (`None`: never). Default 60 s.
+    /// long (`None`: never). Default `None`: never, like Redis and
+    /// memcached.
+    ///
+    /// Why not a timeout by default: an idle connection here costs one
+    /// slab slot (about 200 bytes, no buffers) and a descriptor, and
+    /// `max_conns` bounds how many there are; while closing a connection
+    /// the client still holds in its pool (Redis and memcached clients
+    /// keep them for hours) turns its next request into an error, and a
+    /// request racing the close may be lost with no way to know whether it
+    /// ran. Set one where the protocol lets clients expect it and the peers
+    /// are not trusted: HTTP keep-alive (nginx closes idle keep-alive
+    /// connections after 75 s; the http example uses 60 s), and as a cut
+    /// against slowloris-style clients. A peer that vanished without a FIN
+    /// (crashed host, dropped link) is noticed by an idle timeout, by a
+    /// protocol heartbeat, or by TCP keepalive
+    /// ([`crate::options::SocketOptions::set_keepalive`]).
+    ///
+    /// When it fires the connection is closed at once (FIN, or RST if the
+    /// kernel still holds unread bytes) with
+    /// [`crate::CloseReason::IdleTimeout`],
+    /// and the loop logs it at debug level. Activity moves the deadline
+    /// without any timer work (lazy deadline).
     pub idle_timeout: Option<Duration>,
     /// Maximum *unconsumed* input per connection, in bytes. Default 1 MiB.
     ///
@@ -47,6 +76,14 @@ pub struct ConnConfig {
     /// *other* side instead ([`crate::Context::pause_reading_of`]), or the
     /// two directions can deadlock.
     pub high_water: usize,
+    /// The low-water mark of queued output, in bytes: after
+    /// [`crate::Context::notify_writable`], `on_drain` is called once the
+    /// queued output (bytes the kernel has not taken) is at or below this,
+    /// at once if it already is, even if nothing was ever queued. A
+    /// producer that writes its next piece there keeps its queue between
+    /// `low_water` and `low_water` + one piece. Default 64 KiB; 0 waits
+    /// for an empty queue.
+    pub low_water: usize,
     /// After a graceful close has sent our FIN, how long to keep reading
     /// (and discarding) while waiting for the peer's FIN. Default 5 s.
     pub linger: Duration,
@@ -59,10 +96,11 @@ pub struct ConnConfig {
 impl Default for ConnConfig {
     fn default() -> Self {
         ConnConfig {
-            idle_timeout: Some(Duration::from_secs(60)),
+            idle_timeout: None,
             max_input: crate::buffer::DEFAULT_MAX,
             max_output: 4 * crate::buffer::DEFAULT_MAX,
             high_water: 256 * 1024,
+            low_water: 64 * 1024,
             linger: Duration::from_secs(5),
             nodelay: true,
         }
@@ -72,7 +110,12 @@ impl Default for ConnConfig {
 /// Settings of a listening socket served by the loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Settings for each accepted connection.
+    /// Settings for each accepted connection: its limits (`max_input`,
+    /// `max_output`: what they mean and what the peer sees when they trip
+    /// is on [`ConnConfig`]), backpressure marks, and idle timeout (default
+    /// none: idle connections are kept until the peer closes; set
+    /// `conn.idle_timeout` for HTTP-like servers, see
+    /// [`ConnConfig::idle_timeout`]).
     pub conn: ConnConfig,
     /// Most connections served at once; more are accepted and closed at
     /// once. Default 100,000.

@@ -61,6 +61,12 @@ impl Flags {
     pub(crate) const WANT_DRAIN: Flags = Flags(1 << 12);
     /// On the drain list.
     pub(crate) const IN_DRAIN: Flags = Flags(1 << 13);
+    /// The handler asked for `on_drain` once output is at or below the
+    /// low-water mark (`Context::notify_writable`).
+    pub(crate) const NOTIFY_WRITABLE: Flags = Flags(1 << 14);
+    /// Resumed from a user pause with input buffered: deliver it again on
+    /// the ready-list pass even if no new byte arrives.
+    pub(crate) const REDELIVER: Flags = Flags(1 << 15);
 
     #[inline]
     pub(crate) fn contains(self, f: Flags) -> bool {
@@ -139,6 +145,19 @@ impl Conn {
         ) && self.output.is_empty()
     }
 
+    /// Buffered input is owed a new delivery and nothing stops it.
+    pub(crate) fn may_redeliver(&self) -> bool {
+        self.flags.contains(Flags::REDELIVER)
+            && !self.input.is_empty()
+            && !self.flags.any(
+                Flags::USER_PAUSED
+                    | Flags::HW_PAUSED
+                    | Flags::CLOSED
+                    | Flags::CLOSE_REQ
+                    | Flags::CONNECTING,
+            )
+    }
+
     fn may_read(&self) -> bool {
         self.flags.contains(Flags::READABLE)
             && !self
@@ -200,7 +219,12 @@ impl Core {
     /// `Core` so that a handler can be given it without moving it).
     pub(crate) fn read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
         for _ in 0..READS_PER_TURN {
-            let Core { entries, now, .. } = self;
+            let Core {
+                entries,
+                now,
+                stats,
+                ..
+            } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
                 return;
             };
@@ -213,15 +237,10 @@ impl Core {
             let from_scratch = c.input.is_empty();
             let outcome = if from_scratch {
                 // The shared buffer was sized to READ_CHUNK at start and is
-                // only ever cleared: its spare room is the whole chunk
-                // (unless a handler released the buffer it was handed:
-                // then it is sized again, so that a read is never of zero
-                // bytes, which would look like EOF).
+                // only ever cleared (deliver_scratch restores it if a
+                // handler replaced it): its spare room is the whole chunk.
                 scratch_in.clear();
-                let mut space = scratch_in.spare();
-                if space.len() < READ_CHUNK {
-                    space = resize_scratch(scratch_in);
-                }
+                let space = scratch_in.spare();
                 let want = space.len();
                 match sys::io::read(c.fd.as_fd(), space) {
                     Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
@@ -250,7 +269,8 @@ impl Core {
                 outcome
             };
             match outcome {
-                ReadOutcome::Data { drained, .. } => {
+                ReadOutcome::Data { n, drained } => {
+                    stats.bytes_in += n as u64;
                     c.last_active = *now;
                     if drained {
                         c.flags.remove(Flags::READABLE);
@@ -267,6 +287,7 @@ impl Core {
                         if from_scratch {
                             self.deliver_scratch(tok, scratch_in, handler, batching);
                         } else {
+                            c.flags.remove(Flags::REDELIVER); // delivered now
                             let input = std::mem::take(&mut c.input);
                             self.deliver_own(tok, input, handler, batching);
                         }
@@ -324,7 +345,7 @@ impl Core {
 
     pub(crate) fn push_ready(&mut self, tok: Token) {
         if let Some(c) = self.conn_mut(tok) {
-            if c.may_read() && !c.flags.contains(Flags::IN_READY) {
+            if (c.may_read() || c.may_redeliver()) && !c.flags.contains(Flags::IN_READY) {
                 c.flags.insert(Flags::IN_READY);
                 self.ready.push(tok);
             }
@@ -333,7 +354,8 @@ impl Core {
 
     /// Hands what the shared read buffer holds to the handler (`handler`,
     /// taken from the connection). Bytes it leaves unconsumed move into the
-    /// connection's own buffer; the shared one is left empty.
+    /// connection's own buffer; the shared one is left empty (and whole:
+    /// see below).
     fn deliver_scratch(
         &mut self,
         tok: Token,
@@ -342,16 +364,37 @@ impl Core {
         batching: bool,
     ) {
         self.run_handler(tok, handler, batching, |h, ctx| h.on_data(ctx, input));
-        if !input.is_empty() {
-            let kept = match self.conn_mut(tok) {
+        let kept = input.is_empty()
+            || match self.conn_mut(tok) {
                 Some(c) => c.input.extend(input.as_slice()).is_ok(),
                 None => true,
             };
-            input.clear();
-            if !kept {
-                self.abort_with(tok, CloseReason::InputLimit);
-            }
+        input.clear();
+        if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
+            // The handler replaced or resized the buffer it was lent
+            // (`mem::take(input)`, say): the next read must still get the
+            // whole chunk, never a 0-byte read that looks like EOF.
+            *input = shared_read_buffer();
         }
+        if !kept {
+            self.abort_with(tok, CloseReason::InputLimit);
+        }
+    }
+
+    /// Delivers the connection's buffered input again (resumed with input
+    /// buffered: `resume_reading`), as the read path delivers its own.
+    pub(crate) fn redeliver(&mut self, tok: Token) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let Some(handler) = c.handler.take() else {
+            return;
+        };
+        c.flags.remove(Flags::REDELIVER); // delivered now
+        let batching = c.may_batch();
+        let input = std::mem::take(&mut c.input);
+        self.deliver_own(tok, input, handler, batching);
     }
 
     /// Hands the connection's own input buffer (taken out of it) to the
@@ -387,14 +430,20 @@ impl Conn {
     /// rest of a short send is left in the scratch for it to queue, and
     /// WRITABLE cleared so that it does not offer it again).
     #[inline(always)]
-    pub(crate) fn send_batch(&mut self, scratch_out: &mut Buffer, now: u64) -> Batch {
+    pub(crate) fn send_batch(
+        &mut self,
+        scratch_out: &mut Buffer,
+        now: u64,
+        stats: &mut crate::reactor::stats::LoopStats,
+    ) -> Batch {
         let f = self.flags;
         if f.any(
             Flags::CLOSED
                 | Flags::CONNECTING
                 | Flags::CLOSE_REQ
                 | Flags::SHUT_WR_REQ
-                | Flags::WR_SHUT,
+                | Flags::WR_SHUT
+                | Flags::NOTIFY_WRITABLE,
         ) || !self.output.is_empty()
         {
             return Batch::General;
@@ -408,6 +457,7 @@ impl Conn {
         }
         match sys::io::send(self.fd.as_fd(), batch) {
             Ok(n) => {
+                stats.bytes_out += n as u64;
                 self.last_active = now;
                 if n == batch.len() {
                     scratch_out.clear();
@@ -429,13 +479,6 @@ impl Conn {
             },
         }
     }
-}
-
-/// Gives the shared read buffer its READ_CHUNK of room back.
-#[cold]
-fn resize_scratch(scratch_in: &mut Buffer) -> &mut [u8] {
-    let _ = scratch_in.writable(READ_CHUNK);
-    scratch_in.spare()
 }
 
 /// What [`Conn::send_batch`] did.
@@ -472,10 +515,11 @@ impl Core {
             entries,
             scratch_out,
             now,
+            stats,
             ..
         } = self;
         if let Some(Entry::Conn(c)) = entries.get_mut(tok) {
-            match c.send_batch(scratch_out, *now) {
+            match c.send_batch(scratch_out, *now, stats) {
                 Batch::Done => return,
                 Batch::Failed(status) => return self.write_failed(tok, status),
                 Batch::General => {}
@@ -543,6 +587,7 @@ impl Core {
                 match res {
                     Ok(n) => {
                         sent = n;
+                        self.stats.bytes_out += n as u64;
                         c.last_active = now;
                         if n < total {
                             c.flags.remove(Flags::WRITABLE);
@@ -629,11 +674,15 @@ impl Core {
     /// EPOLLOUT with queued output: send as much as the socket takes.
     pub(crate) fn flush_output(&mut self, tok: Token) {
         let now = self.now;
-        let Some(c) = self.conn_mut(tok) else { return };
+        let Core { entries, stats, .. } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return;
+        };
         while !c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
             let len = c.output.len();
             match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
                 Ok(n) => {
+                    stats.bytes_out += n as u64;
                     c.output.consume(n);
                     c.last_active = now;
                     if n < len {
@@ -653,16 +702,40 @@ impl Core {
             if resumed {
                 self.push_ready(tok);
             }
-            let Some(c) = self.conn_mut(tok) else { return };
-            if c.flags.contains(Flags::WANT_DRAIN) {
-                c.flags.remove(Flags::WANT_DRAIN);
-                if !c.flags.any(Flags::CLOSE_REQ | Flags::CLOSED) {
-                    self.with_handler(tok, |h, ctx| h.on_drain(ctx));
-                    return;
-                }
-            }
+        }
+        if self.drain_due(tok) {
+            self.with_handler(tok, |h, ctx| h.on_drain(ctx));
+            return;
         }
         self.check_state(tok);
+    }
+
+    /// Whether `on_drain` is owed now: output queued earlier has drained
+    /// (`WANT_DRAIN`), or the handler asked for it and the queue is at or
+    /// below the low-water mark (`NOTIFY_WRITABLE`). Clears both requests
+    /// when it is (one call answers both); closing connections get none.
+    pub(crate) fn drain_due(&mut self, tok: Token) -> bool {
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return false;
+        };
+        if !c.flags.any(Flags::WANT_DRAIN | Flags::NOTIFY_WRITABLE) {
+            return false;
+        }
+        if c.flags.contains(Flags::CONNECTING) {
+            return false; // asked again once connected and flushed
+        }
+        if c.flags.any(Flags::CLOSE_REQ | Flags::CLOSED) {
+            c.flags.remove(Flags::WANT_DRAIN);
+            return false;
+        }
+        let queued = c.output.len();
+        let due = (c.flags.contains(Flags::WANT_DRAIN) && queued == 0)
+            || (c.flags.contains(Flags::NOTIFY_WRITABLE)
+                && queued <= self.profiles[c.profile as usize].config.low_water);
+        if due {
+            c.flags.remove(Flags::WANT_DRAIN | Flags::NOTIFY_WRITABLE);
+        }
+        due
     }
 
     /// Applies backpressure and carries out requested half-closes and
@@ -677,6 +750,16 @@ impl Core {
         if c.flags.contains(Flags::CLOSED) {
             return;
         }
+        if c.flags.contains(Flags::NOTIFY_WRITABLE)
+            && c.output.len() <= self.profiles[c.profile as usize].config.low_water
+        {
+            // Asked for and already true: on_drain from the drain list, not
+            // from inside whatever callback just returned.
+            self.push_drain(tok);
+        }
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return;
+        };
         if !c.output.is_empty() {
             if c.output.len() > self.profiles[c.profile as usize].config.high_water {
                 c.flags.insert(Flags::HW_PAUSED);
@@ -843,6 +926,13 @@ impl Core {
         }
         res
     }
+}
+
+/// The loop's shared read buffer: `READ_CHUNK` bytes, allocated once.
+pub(crate) fn shared_read_buffer() -> Buffer {
+    let mut b = Buffer::with_max(READ_CHUNK);
+    let _ = b.writable(READ_CHUNK);
+    b
 }
 
 fn closing_error() -> io::Error {

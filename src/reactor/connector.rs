@@ -1,4 +1,7 @@
 //! Outgoing connections that retry with exponential backoff (muduo's
+//!
+//! In the event path: a connection's `on_close` for a failed attempt
+//! schedules a timer; its expiry starts the next `Context::connect`.
 //! `Connector`), on top of [`Context::connect`].
 //!
 //! Each attempt is a non-blocking connect: EINPROGRESS, then writability,
@@ -9,21 +12,33 @@
 //! fails (or the connector is cancelled) it sees `on_close` with the last
 //! attempt's reason.
 //!
-//! ```no_run
+//! ```
 //! use sockloop::reactor::connector::{connect_with_retry, ConnectPolicy};
-//! use sockloop::{Buffer, Context, EventLoop};
+//! use sockloop::{Buffer, Context, EventLoop, Handler};
 //! use std::time::Duration;
 //!
+//! struct StopWhenOpen;
+//! impl Handler for StopWhenOpen {
+//!     fn on_open(&mut self, ctx: &mut Context<'_>) {
+//!         ctx.stop(); // connected: done
+//!     }
+//!     fn on_data(&mut self, _ctx: &mut Context<'_>, input: &mut Buffer) {
+//!         input.clear();
+//!     }
+//! }
+//!
+//! let server = std::net::TcpListener::bind("127.0.0.1:0")?; // a free port
 //! let mut ev = EventLoop::new()?;
 //! let policy = ConnectPolicy {
 //!     timeout: Some(Duration::from_secs(1)),
 //!     max_attempts: 5,
 //!     ..ConnectPolicy::default()
 //! };
-//! let handler = Box::new(|_ctx: &mut Context<'_>, input: &mut Buffer| input.clear());
-//! let connector = connect_with_retry(&mut ev.context(), "127.0.0.1:6379".parse().unwrap(), policy, handler);
-//! // connector.cancel() stops retrying.
+//! let addr = server.local_addr()?;
+//! let connector = connect_with_retry(&mut ev.context(), addr, policy, Box::new(StopWhenOpen));
+//! // connector.cancel() would stop retrying.
 //! ev.run()?;
+//! # drop(connector);
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
@@ -216,8 +231,13 @@ impl Handler for Attempt {
         let tries = self.state.attempts.get();
         if !failed_attempt || self.state.cancelled.get() || tries >= self.policy.max_attempts.max(1)
         {
+            // A named binding, not `&cancelled()` inside the `if`: Rust
+            // 1.75 (our MSRV) does not extend a temporary's lifetime out of
+            // an `if` arm (E0716); newer compilers do.
+            let cancelled_reason;
             let reason = if self.state.cancelled.get() && failed_attempt {
-                &cancelled()
+                cancelled_reason = cancelled();
+                &cancelled_reason
             } else {
                 reason
             };

@@ -3,12 +3,15 @@
 use crate::reactor::conn::{Flags, DIRECT_WRITE, OUT_BATCH};
 use crate::reactor::event_loop::{Core, TimerTask};
 use crate::reactor::handler::{ConnId, Handler};
+use crate::reactor::stats::LoopStats;
+use crate::reactor::waker::LoopHandle;
 use crate::sys;
 use crate::timer::TimerId;
 use crate::token::Token;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The loop, as seen from a callback. Methods without an id act on the
@@ -197,7 +200,8 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Resumes reading from this connection.
+    /// Resumes reading from this connection; see
+    /// [`Context::resume_reading_of`].
     pub fn resume_reading(&mut self) {
         self.batching = false;
         if let Some(t) = self.current {
@@ -205,14 +209,50 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Resumes reading from connection `id`. Bytes that arrived while it
-    /// was paused are read on the next turn (no new edge is needed).
+    /// Resumes reading from connection `id` after
+    /// [`Context::pause_reading`]. Bytes that arrived while it was paused
+    /// are read on the next pass of the ready list (no new edge is needed).
+    /// And if it was paused with input left unconsumed in its buffer,
+    /// `on_data` is called again with that input on that pass, even if no
+    /// new byte arrives: a handler can pause, leave complete messages in
+    /// the buffer while it is busy (streaming a reply, say), and pick them
+    /// up by resuming (in `on_drain`, say). Resuming a connection that is
+    /// not paused changes nothing.
     pub fn resume_reading_of(&mut self, id: ConnId) {
         self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
-            c.flags.remove(Flags::USER_PAUSED);
+            if c.flags.contains(Flags::USER_PAUSED) {
+                c.flags.remove(Flags::USER_PAUSED);
+                if !c.input.is_empty() {
+                    c.flags.insert(Flags::REDELIVER);
+                }
+            }
             self.core.push_ready(id.0);
         }
+    }
+
+    /// Asks for one [`Handler::on_drain`] call as soon as this
+    /// connection's queued output (bytes the kernel has not taken) is at or
+    /// below its `low_water` mark ([`crate::ConnConfig::low_water`]). If
+    /// it already is (an empty queue, even if nothing was ever queued), the
+    /// call comes once the current callback has returned, in this turn,
+    /// never from inside it. One call per request: ask again there for the
+    /// next. This is how to stream a reply larger than `max_output` with
+    /// bounded memory: write a piece, ask, write the next piece in
+    /// `on_drain` (see the example on [`Handler::on_drain`]).
+    pub fn notify_writable(&mut self) {
+        if let Some(t) = self.current {
+            self.notify_writable_of(ConnId(t));
+        }
+    }
+
+    /// As [`Context::notify_writable`], for connection `id` (ignored for
+    /// a closed id).
+    pub fn notify_writable_of(&mut self, id: ConnId) {
+        if let Some(c) = self.core.conn_mut(id.0) {
+            c.flags.insert(Flags::NOTIFY_WRITABLE);
+        }
+        self.core.check_state(id.0);
     }
 
     /// Arms a one-shot timer for this connection; its handler's `on_timer`
@@ -334,6 +374,81 @@ impl<'a> Context<'a> {
     /// How many connections the loop holds.
     pub fn connection_count(&self) -> usize {
         self.core.conns
+    }
+
+    /// What this loop has done so far (see [`LoopStats`]).
+    pub fn stats(&self) -> LoopStats {
+        self.core.current_stats()
+    }
+
+    /// True once a graceful shutdown of this loop has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutting_down
+    }
+
+    /// This loop's index in its group of loops (a cluster's `sockloop-K`
+    /// thread runs loop K); 0 for a loop on its own.
+    pub fn loop_index(&self) -> usize {
+        self.core.siblings.as_ref().map_or(0, |s| s.index)
+    }
+
+    /// How many loops the group of this loop has; 1 for a loop on its own.
+    pub fn loop_count(&self) -> usize {
+        self.core.siblings.as_ref().map_or(1, |s| s.handles.len())
+    }
+
+    /// Runs `task` on loop `index` of this loop's group, at its next turn,
+    /// with that loop's `Context` (posting to this loop's own index runs it
+    /// here at the next turn). Tasks posted by one thread to one loop run
+    /// in the order they were posted. Connection ids are per loop: a
+    /// [`ConnId`] taken here means nothing on another loop.
+    ///
+    /// # Errors
+    /// `InvalidInput` when `index >= loop_count()`; the errno of writing
+    /// the target's eventfd.
+    pub fn post_to<F>(&self, index: usize, task: F) -> io::Result<()>
+    where
+        F: FnOnce(&mut Context<'_>) + Send + 'static,
+    {
+        match &self.core.siblings {
+            Some(s) => match s.handles.get(index) {
+                Some(h) => h.post(task),
+                None => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("no loop {index} in a group of {}", s.handles.len()),
+                )),
+            },
+            None if index == 0 => LoopHandle::new(self.core.shared.clone()).post(task),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no loop {index}: this loop is on its own"),
+            )),
+        }
+    }
+
+    /// Runs `task` on every loop of this loop's group, this one included
+    /// (at its next turn), each time with that loop's `Context`. Order per
+    /// sender and receiver is kept as for [`Context::post_to`].
+    ///
+    /// # Errors
+    /// The first error of writing a loop's eventfd (the loops before it
+    /// have the task).
+    pub fn post_all<F>(&self, task: F) -> io::Result<()>
+    where
+        F: Fn(&mut Context<'_>) + Send + Sync + 'static,
+    {
+        let task = Arc::new(task);
+        for i in 0..self.loop_count() {
+            let t = task.clone();
+            self.post_to(i, move |ctx| t(ctx))?;
+        }
+        Ok(())
+    }
+
+    /// Serves `fd`, a connection another thread accepted for this loop,
+    /// with inbox `inbox`'s factory and config.
+    pub(crate) fn accept_handed(&mut self, inbox: usize, fd: OwnedFd) {
+        self.core.accept_handed(inbox, fd);
     }
 
     /// Makes `run()` return after this turn; connections stay open.

@@ -6,7 +6,8 @@
 //!    nearest timer (rounded up), else forever;
 //! 2. dispatch every event by its token (stale tokens are dropped);
 //! 3. serve the ready list: registrations that still have readiness the
-//!    loop has not consumed (fairness caps, resumed readers);
+//!    loop has not consumed (fairness caps, resumed readers), then the
+//!    drain list (`on_drain` owed outside the connection's own callback);
 //! 4. fire expired timers;
 //! 5. reap: connections closed during this turn are removed from the slab,
 //!    told `on_close`, and their descriptors closed, only now, so that no
@@ -15,11 +16,13 @@
 use crate::buffer::Buffer;
 use crate::net::TcpStream;
 use crate::poll::{Interest, Poller, Ready};
-use crate::reactor::accept::Listener;
-use crate::reactor::config::{ConnConfig, ServerConfig};
+use crate::reactor::accept::{Inbox, Listener};
+use crate::reactor::config::{ConnConfig, ServerConfig, DEFAULT_SHUTDOWN_GRACE};
 use crate::reactor::conn::{Conn, Flags};
 use crate::reactor::context::Context;
 use crate::reactor::handler::{CloseReason, ConnId, Handler};
+use crate::reactor::siblings::Siblings;
+use crate::reactor::stats::LoopStats;
 use crate::reactor::waker::{LoopHandle, Shared, Task};
 use crate::sys;
 use crate::timer::{Clock, TimerId, Timers};
@@ -27,6 +30,7 @@ use crate::token::{Registry, Token};
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,6 +101,9 @@ pub(crate) struct Core {
     pub(crate) drains: Vec<Token>,
     pub(crate) closing: Vec<(Token, CloseReason)>,
     pub(crate) scratch_out: Buffer,
+    /// A read buffer for the reads a shutdown makes (see
+    /// `shutdown_conn`); empty until the first.
+    pub(crate) shutdown_in: Buffer,
     pub(crate) profiles: Vec<Profile>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conns: usize,
@@ -106,23 +113,46 @@ pub(crate) struct Core {
     pub(crate) in_callback: Option<Token>,
     pub(crate) stop: bool,
     pub(crate) shutting_down: bool,
+    /// How long a shutdown started by a signal lets connections finish.
+    pub(crate) grace: Duration,
+    /// Counters; plain integers, this thread only.
+    pub(crate) stats: LoopStats,
+    /// Handed-off connections taken in (wrapping), for the published load.
+    pub(crate) handed_in: u32,
+    /// Where handed-off connections come in: factory and config each.
+    pub(crate) inboxes: Vec<Inbox>,
+    /// The other loops of this loop's group, if it is in one.
+    pub(crate) siblings: Option<Siblings>,
 }
 
 /// A single-threaded epoll event loop.
 ///
-/// ```no_run
+/// ```
 /// use sockloop::{Buffer, Context, EventLoop, ServerConfig};
 /// use sockloop::net::TcpListener;
+/// use std::io::{Read, Write};
 ///
 /// let mut ev = EventLoop::new()?;
-/// let listener = TcpListener::bind("127.0.0.1:7000".parse().unwrap())?;
+/// let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+/// let addr = listener.local_addr()?;
 /// ev.listen(listener, ServerConfig::default(), |_id| {
 ///     Box::new(|ctx: &mut Context<'_>, input: &mut Buffer| {
 ///         let _ = ctx.write(input.as_slice());
 ///         input.clear();
 ///     })
 /// })?;
+/// // A client on another thread; it stops the loop once echoed.
+/// let handle = ev.handle();
+/// let client = std::thread::spawn(move || -> std::io::Result<()> {
+///     let mut s = std::net::TcpStream::connect(addr)?;
+///     s.write_all(b"ping")?;
+///     let mut back = [0u8; 4];
+///     s.read_exact(&mut back)?;
+///     assert_eq!(&back, b"ping");
+///     handle.stop()
+/// });
 /// ev.run()?;
+/// client.join().unwrap()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct EventLoop {
@@ -145,13 +175,18 @@ impl EventLoop {
         if let Err(e) = sys::rlimit::raise_nofile_to_hard() {
             log::debug!("cannot raise RLIMIT_NOFILE: {e}");
         }
+        let shared = Arc::new(Shared::new(sys::eventfd::create()?));
+        EventLoop::with_shared(shared)
+    }
+
+    /// A loop woken through `shared` (whose handle may exist, and have
+    /// tasks queued, before the loop does). Leaves RLIMIT_NOFILE alone.
+    pub(crate) fn with_shared(shared: Arc<Shared>) -> io::Result<EventLoop> {
         let poller = Poller::new(EVENTS_PER_WAIT)?;
-        let waker = sys::eventfd::create()?;
         let mut entries = Registry::new();
         let waker_tok = entries.insert(Entry::Waker);
-        poller.add(waker.as_fd(), waker_tok, Interest::READABLE)?;
-        let mut scratch_in = Buffer::with_max(READ_CHUNK);
-        let _ = scratch_in.writable(READ_CHUNK);
+        poller.add(shared.waker.as_fd(), waker_tok, Interest::READABLE)?;
+        let scratch_in = crate::reactor::conn::shared_read_buffer();
         Ok(EventLoop {
             core: Core {
                 poller,
@@ -163,15 +198,21 @@ impl EventLoop {
                 drains: Vec::new(),
                 closing: Vec::new(),
                 scratch_out: Buffer::with_max(usize::MAX),
+                shutdown_in: Buffer::new(),
                 profiles: vec![Profile {
                     config: ConnConfig::default(),
                     live: 0,
                 }],
-                shared: Arc::new(Shared::new(waker)),
+                shared,
                 conns: 0,
                 in_callback: None,
                 stop: false,
                 shutting_down: false,
+                grace: DEFAULT_SHUTDOWN_GRACE,
+                stats: LoopStats::default(),
+                handed_in: 0,
+                inboxes: Vec::new(),
+                siblings: None,
             },
             scratch_in,
         })
@@ -205,7 +246,42 @@ impl EventLoop {
         L: Into<OwnedFd>,
         F: FnMut(ConnId) -> Box<dyn Handler> + 'static,
     {
-        let fd: OwnedFd = listener.into();
+        self.add_listener(listener.into(), config, Box::new(factory), false)
+    }
+
+    /// Serves a listening socket that other loops serve too (each holding
+    /// its own descriptor of it, e.g. a `dup`): registered with
+    /// `EPOLLEXCLUSIVE`, so a new connection wakes one waiting loop instead
+    /// of all of them. The kernel wakes the loop that registered first
+    /// among those waiting, so after every
+    /// [`EXCLUSIVE_ROTATE`](crate::reactor::EXCLUSIVE_ROTATE) accepts the
+    /// loop deletes and re-adds its registration, which moves it to the
+    /// back of the socket's wait queue and lets the next loop take the
+    /// following connections (nginx does the same).
+    ///
+    /// # Errors
+    /// As [`EventLoop::listen`]; EINVAL on kernels without
+    /// `EPOLLEXCLUSIVE` (before 4.5).
+    pub fn listen_exclusive<L, F>(
+        &mut self,
+        listener: L,
+        config: ServerConfig,
+        factory: F,
+    ) -> io::Result<Token>
+    where
+        L: Into<OwnedFd>,
+        F: FnMut(ConnId) -> Box<dyn Handler> + 'static,
+    {
+        self.add_listener(listener.into(), config, Box::new(factory), true)
+    }
+
+    fn add_listener(
+        &mut self,
+        fd: OwnedFd,
+        config: ServerConfig,
+        factory: crate::reactor::accept::HandlerFactory,
+        exclusive: bool,
+    ) -> io::Result<Token> {
         sys::fd::set_nonblocking(fd.as_fd(), true)?;
         let profile = self.core.profiles.len() as u16;
         self.core.profiles.push(Profile {
@@ -215,7 +291,7 @@ impl EventLoop {
         let spare = Some(sys::fd::open_dev_null()?);
         let tok = self.core.entries.insert(Entry::Listener(Listener {
             fd,
-            factory: Box::new(factory),
+            factory,
             profile,
             max_conns: config.max_conns,
             accept_batch: config.accept_batch.max(1),
@@ -223,9 +299,16 @@ impl EventLoop {
             spare,
             paused: false,
             in_ready: false,
+            exclusive,
+            since_rotate: 0,
         }));
+        let interest = if exclusive {
+            Interest::EXCLUSIVE_READABLE
+        } else {
+            Interest::READABLE
+        };
         let res = match self.core.entries.get(tok) {
-            Some(Entry::Listener(l)) => self.core.poller.add(l.fd.as_fd(), tok, Interest::READABLE),
+            Some(Entry::Listener(l)) => self.core.poller.add(l.fd.as_fd(), tok, interest),
             _ => Ok(()),
         };
         if let Err(e) = res {
@@ -289,14 +372,74 @@ impl EventLoop {
         }
     }
 
+    /// Registers where connections handed to this loop by another thread
+    /// come in (`Context::accept_handed`): their config and factory.
+    /// Returns the inbox's index; inboxes are numbered in order from 0.
+    pub(crate) fn add_inbox(
+        &mut self,
+        config: ServerConfig,
+        factory: crate::reactor::accept::HandlerFactory,
+    ) -> usize {
+        let profile = self.core.profiles.len() as u16;
+        self.core.profiles.push(Profile {
+            config: config.conn.clone(),
+            live: 0,
+        });
+        self.core.inboxes.push(Inbox {
+            factory,
+            profile,
+            max_conns: config.max_conns,
+        });
+        self.core.inboxes.len() - 1
+    }
+
+    /// Makes this loop `index` of a group whose handles are `handles`
+    /// (this loop's own among them), publishing its load into `load`.
+    pub(crate) fn join_group(
+        &mut self,
+        index: usize,
+        handles: Arc<[LoopHandle]>,
+        load: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) {
+        self.core.siblings = Some(Siblings {
+            index,
+            handles,
+            load,
+        });
+    }
+
+    /// What this loop has done so far: accepted, live and peak connections,
+    /// events, turns, bytes in and out.
+    pub fn stats(&self) -> LoopStats {
+        self.core.current_stats()
+    }
+
+    /// Sets how long a graceful shutdown started by a signal
+    /// ([`EventLoop::shutdown_on_signals`]) lets connections finish before
+    /// the rest are closed with [`CloseReason::Shutdown`]. Default
+    /// [`DEFAULT_SHUTDOWN_GRACE`](crate::reactor::DEFAULT_SHUTDOWN_GRACE)
+    /// (10 s). Shutdowns started from the API take their grace as an
+    /// argument.
+    pub fn set_shutdown_grace(&mut self, grace: Duration) {
+        self.core.grace = grace;
+    }
+
+    /// The grace of a shutdown started by a signal; see
+    /// [`EventLoop::set_shutdown_grace`].
+    pub fn shutdown_grace(&self) -> Duration {
+        self.core.grace
+    }
+
     /// Sets the settings for outgoing and adopted connections.
     pub fn set_conn_config(&mut self, config: ConnConfig) {
         self.core.profiles[0].config = config;
     }
 
     /// Stops the loop gracefully when one of `signals` (e.g. SIGINT,
-    /// SIGTERM) arrives: the signals are blocked and read from a signalfd.
-    /// Call it before spawning threads, which inherit the signal mask.
+    /// SIGTERM) arrives: the signals are blocked and read from a signalfd,
+    /// and the shutdown lets connections finish for
+    /// [`EventLoop::shutdown_grace`]. Call it before spawning threads,
+    /// which inherit the signal mask.
     ///
     /// # Errors
     /// Errors of `pthread_sigmask`, `signalfd` or `epoll_ctl`.
@@ -370,6 +513,11 @@ impl EventLoop {
         core.serve_drains();
         core.fire_timers();
         core.reap();
+        core.stats.turns += 1;
+        core.stats.events += n as u64;
+        if let Some(s) = &core.siblings {
+            s.publish(core.conns, core.handed_in);
+        }
         Ok(n)
     }
 
@@ -378,8 +526,8 @@ impl EventLoop {
         self.core.conns
     }
 
-    /// Starts a graceful shutdown, as on SIGTERM: see
-    /// [`Context::shutdown`].
+    /// Starts a graceful shutdown, as on SIGTERM but with its own `grace`:
+    /// see [`Context::shutdown`].
     pub fn shutdown(&mut self, grace: Duration) {
         self.context().shutdown(grace);
     }
@@ -451,8 +599,15 @@ impl Core {
         for tok in list {
             match self.entries.get(tok) {
                 Some(Entry::Conn(_)) => {
+                    let mut redeliver = false;
                     if let Some(c) = self.conn_mut(tok) {
                         c.flags.remove(Flags::IN_READY);
+                        redeliver = c.may_redeliver();
+                        c.flags.remove(Flags::REDELIVER);
+                    }
+                    if redeliver {
+                        // Resumed with input buffered: on_data sees it again.
+                        self.redeliver(tok);
                     }
                     self.read_ready(tok, scratch_in);
                 }
@@ -474,11 +629,7 @@ impl Core {
                 continue;
             };
             c.flags.remove(Flags::IN_DRAIN);
-            if c.flags.any(Flags::CLOSED | Flags::CLOSE_REQ) || !c.output.is_empty() {
-                continue;
-            }
-            if c.flags.contains(Flags::WANT_DRAIN) {
-                c.flags.remove(Flags::WANT_DRAIN);
+            if self.drain_due(tok) {
                 self.with_handler(tok, |h, ctx| h.on_drain(ctx));
             }
         }
@@ -554,17 +705,24 @@ impl Core {
         }
         if let Some(sig) = got {
             log::info!("signal {sig}: shutting down gracefully");
-            Context::new(self, None).shutdown(Duration::from_secs(10));
+            let grace = self.grace;
+            Context::new(self, None).shutdown(grace);
         }
     }
 
-    /// Begins a graceful shutdown: stop accepting, close every connection
-    /// after flushing its output, abort what remains after `grace`.
+    /// Begins a graceful shutdown: accept what each listener's queue
+    /// already holds, close the listeners, deliver what each connection
+    /// has already received and give its handler `on_shutdown` (default:
+    /// close gracefully), close what remains after `grace`.
     pub(crate) fn begin_shutdown(&mut self, grace: Duration) {
         if self.shutting_down {
             return;
         }
         self.shutting_down = true;
+        // Taken first: connections the drain below opens get their
+        // on_shutdown as they open, and outgoing ones their handlers start
+        // from now on are theirs to manage.
+        let conns = self.conn_tokens();
         let listeners: Vec<Token> = self
             .entries
             .iter()
@@ -572,15 +730,61 @@ impl Core {
             .map(|(t, _)| t)
             .collect();
         for tok in listeners {
+            // Closing a listening socket resets every connection still in
+            // its accept queue: their handshakes completed, their clients
+            // may have sent a request. Accept them first.
+            self.drain_listener(tok);
             self.entries.remove(tok); // closes the listening socket
         }
-        for tok in self.conn_tokens() {
-            self.request_close(tok);
+        for tok in conns {
+            self.shutdown_conn(tok);
         }
         let deadline = self.clock.deadline_after(grace);
         self.timers.insert(deadline, TimerTask::Shutdown);
         if self.conns == 0 {
             self.stop = true;
+        }
+    }
+
+    /// Shutdown for one connection: read and deliver what the kernel has
+    /// already received, then `on_shutdown`.
+    pub(crate) fn shutdown_conn(&mut self, tok: Token) {
+        let busy = self.in_callback == Some(tok);
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.any(Flags::CLOSED | Flags::CLOSE_REQ) {
+            return;
+        }
+        if busy {
+            // Its own callback started the shutdown: it is busy; close it
+            // once that callback has returned.
+            return self.request_close(tok);
+        }
+        if !c.flags.contains(Flags::CONNECTING) {
+            // At worst one read that finds nothing (EAGAIN). This may run
+            // inside another connection's callback (ctx.shutdown()), which
+            // holds the loop's shared read buffer: read into a second one,
+            // kept for the rest of the shutdown.
+            c.flags.insert(Flags::READABLE);
+            let mut buf = std::mem::take(&mut self.shutdown_in);
+            if buf.capacity() != READ_CHUNK || buf.max() != READ_CHUNK {
+                buf = crate::reactor::conn::shared_read_buffer();
+            }
+            self.read_ready(tok, &mut buf);
+            self.shutdown_in = buf;
+        }
+        if self
+            .conn(tok)
+            .is_some_and(|c| !c.flags.any(Flags::CLOSED | Flags::CLOSE_REQ))
+        {
+            self.with_handler(tok, |h, ctx| h.on_shutdown(ctx));
+        }
+    }
+
+    /// The counters, with `live` as of now.
+    pub(crate) fn current_stats(&self) -> LoopStats {
+        LoopStats {
+            live: self.conns,
+            ..self.stats
         }
     }
 
@@ -632,6 +836,9 @@ impl Core {
         let inserted = self.entries.insert(Entry::Conn(conn));
         debug_assert_eq!(inserted, tok);
         self.conns += 1;
+        if self.conns > self.stats.peak_live {
+            self.stats.peak_live = self.conns;
+        }
         self.profiles[profile as usize].live += 1;
         if !connecting {
             self.start_idle_timer(tok);
@@ -666,6 +873,11 @@ impl Core {
         let idle_ms = idle.as_millis() as u64;
         let due = c.last_active.saturating_add(idle_ms);
         if now >= due {
+            log::debug!(
+                "{} idle for {} ms (timeout {idle:?}): closing",
+                ConnId(tok),
+                now - c.last_active
+            );
             self.finish(tok, CloseReason::IdleTimeout);
         } else {
             // Activity since the timer was armed: re-arm at the lazy deadline.
@@ -713,7 +925,14 @@ impl Core {
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
         let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
-        f(&mut *handler, &mut Context::for_conn(self, tok, batching));
+        // A panicking handler ends its own connection, not the loop. What
+        // the callback borrowed from the loop is restored below whichever
+        // way it returns: `in_callback`, the handler, the out-scratch (and
+        // the in-scratch, lent to on_data in place: deliver_scratch makes
+        // it whole again if the handler replaced it).
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(&mut *handler, &mut Context::for_conn(self, tok, batching))
+        }));
         self.in_callback = outer;
         // Connections leave the slab only in reap, after every callback of
         // the turn, so this finds the same connection.
@@ -721,14 +940,15 @@ impl Core {
             entries,
             scratch_out,
             now,
+            stats,
             ..
         } = self;
         if let Some(Entry::Conn(conn)) = entries.get_mut(tok) {
             conn.handler = Some(handler);
-            if outer_out.is_none() {
+            if res.is_ok() && outer_out.is_none() {
                 // The end of a top-level callback: the batch goes out here,
                 // with the lookup just made, when nothing else is asked.
-                match conn.send_batch(scratch_out, *now) {
+                match conn.send_batch(scratch_out, *now, stats) {
                     crate::reactor::conn::Batch::Done => return,
                     crate::reactor::conn::Batch::Failed(status) => {
                         return self.write_failed(tok, status)
@@ -737,7 +957,21 @@ impl Core {
                 }
             }
         }
-        self.after_callback(tok);
+        match res {
+            Ok(()) => self.after_callback(tok),
+            Err(payload) => {
+                // Its batched writes go with it; a write that was taking
+                // the scratch may have left an empty one in its place.
+                self.scratch_out.clear();
+                self.scratch_out.set_max(usize::MAX);
+                let msg = panic_message(payload.as_ref());
+                log::error!(
+                    "{} handler panicked: {msg}; connection aborted",
+                    ConnId(tok)
+                );
+                self.abort_with(tok, CloseReason::Panic(msg));
+            }
+        }
         if let Some(out) = outer_out {
             self.scratch_out = out;
         }
@@ -778,6 +1012,18 @@ impl Core {
     pub(crate) fn add_loop_timer(&mut self, after: Duration, f: LoopTimerFn) -> TimerId {
         let deadline = self.clock.deadline_after(after);
         self.timers.insert(deadline, TimerTask::Loop(f))
+    }
+}
+
+/// The message of a caught panic (`&str` or `String` payloads, as
+/// `panic!` makes them).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic payload that is not a string)".to_string()
     }
 }
 

@@ -1,5 +1,10 @@
 //! The reactor: one thread, one epoll instance, a slab of connections.
 //!
+//! In the event path: all of it above the syscalls. A turn waits
+//! ([`crate::poll`]), dispatches readiness to connections, listeners and
+//! watched sources, runs expired timers ([`crate::timer`]) and reaps closed
+//! connections.
+//!
 //! Everything above the I/O layers that makes a loop out of them:
 //!
 //! | file | what it holds |
@@ -12,6 +17,8 @@
 //! | `handler.rs` | [`Handler`], the callbacks, and [`CloseReason`] |
 //! | `waker.rs` | [`LoopHandle`]: the eventfd other threads wake the loop with |
 //! | `connector.rs` | outgoing connects retried with backoff |
+//! | `stats.rs` | [`LoopStats`], the loop's counters |
+//! | `siblings.rs` | a loop's place in a group of loops (cross-loop posts, published load) |
 //!
 //! An event goes `EventLoop::run_once` -> `Core::dispatch` ->
 //! `Core::conn_event` (conn.rs) -> `Core::read_ready` -> `Handler::on_data`;
@@ -24,11 +31,14 @@ pub mod connector;
 pub(crate) mod context;
 pub(crate) mod event_loop;
 pub(crate) mod handler;
+pub(crate) mod siblings;
+pub(crate) mod stats;
 pub(crate) mod waker;
 
-pub use accept::HandlerFactory;
-pub use config::{ConnConfig, ServerConfig};
+pub use accept::{HandlerFactory, EXCLUSIVE_ROTATE};
+pub use config::{ConnConfig, ServerConfig, DEFAULT_SHUTDOWN_GRACE};
 pub use context::Context;
 pub use event_loop::EventLoop;
 pub use handler::{CloseReason, ConnId, Handler};
+pub use stats::LoopStats;
 pub use waker::LoopHandle;

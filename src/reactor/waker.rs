@@ -56,12 +56,21 @@ impl Shared {
 /// it, stop it. Cheap to clone.
 #[derive(Clone)]
 pub struct LoopHandle {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl LoopHandle {
     pub(crate) fn new(shared: Arc<Shared>) -> LoopHandle {
         LoopHandle { shared }
+    }
+
+    /// A handle (and its eventfd) for a loop not built yet: tasks posted
+    /// to it wait in its queue until the loop built with
+    /// `EventLoop::with_shared(handle.shared)` runs its first turn.
+    pub(crate) fn detached() -> io::Result<LoopHandle> {
+        Ok(LoopHandle::new(Arc::new(Shared::new(
+            sys::eventfd::create()?,
+        ))))
     }
 
     /// Runs `task` on the loop thread at its next turn.

@@ -17,6 +17,26 @@
 //!
 //! With the `fault-injection` feature, the I/O wrappers consult [`fault`]
 //! first and may fail on purpose; see that module.
+//!
+//! In the event path `sys` is the bottom: every read, write, `epoll_wait`
+//! and `setsockopt` the layers above make ends in one of these wrappers.
+//!
+//! # Stability
+//!
+//! `sys` is public as the *learner's layer*: it is meant to be read next to
+//! the notes and called when the typed layers do not cover a need. It is
+//! not the crate's public face, and its promise is weaker:
+//!
+//! * The public face (the items re-exported at the crate root, and the
+//!   `net`, `options`, `io`, `poll`, `timer`, `buffer` and `reactor`
+//!   modules) follows semver, and an item is deprecated for one minor
+//!   release before it is removed.
+//! * A `sys` wrapper's signature may change, or the wrapper may go, in any
+//!   minor release (0.x -> 0.(x+1)), without deprecation. Patch releases
+//!   never break it. Every such change is listed in CHANGELOG.md.
+//! * Types that the public face hands out (`addr::UnixAddr`,
+//!   `msg::Credentials`, `filter::SockFilter`, `sockopt::SocketType`, the
+//!   signal numbers) follow the public face's rule wherever they are named.
 
 /// Calls a `libc` function and turns the C convention "-1 and errno" into
 /// `io::Result`.
@@ -70,12 +90,16 @@ macro_rules! syscall_retry {
 }
 
 pub mod addr;
+pub mod caps;
+pub mod cpu;
 pub mod epoll;
 pub mod errno;
 pub mod eventfd;
 pub mod fault;
 pub mod fd;
+pub mod filter;
 pub mod io;
+pub mod msg;
 pub mod resource;
 pub mod rlimit;
 pub mod signal;

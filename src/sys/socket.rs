@@ -242,3 +242,11 @@ pub fn udp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
 pub fn unix_stream_socket() -> io::Result<OwnedFd> {
     socket(libc::AF_UNIX, libc::SOCK_STREAM, 0)
 }
+
+/// A non-blocking, close-on-exec Unix-domain datagram socket.
+///
+/// # Errors
+/// As [`socket`].
+pub fn unix_datagram_socket() -> io::Result<OwnedFd> {
+    socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0)
+}

@@ -26,6 +26,11 @@ unsafe impl OptionValue for libc::linger {}
 unsafe impl OptionValue for libc::timeval {}
 // SAFETY: as above.
 unsafe impl OptionValue for libc::tcp_info {}
+// SAFETY: as above (pid_t, uid_t, gid_t).
+unsafe impl OptionValue for libc::ucred {}
+// SAFETY: a u16 and a raw pointer: repr(C), and any bits are a valid raw
+// pointer (it is only ever passed to the kernel, never dereferenced here).
+unsafe impl OptionValue for libc::sock_fprog {}
 
 /// `setsockopt(fd, level, name, &value, sizeof value)`.
 ///
@@ -129,7 +134,9 @@ pub const MAX_KEEPALIVE_SECS: u32 = 32767;
 pub const MAX_KEEPALIVE_COUNT: u32 = 127;
 
 /// Options whose value is a C `int` used as a boolean.
+/// Non-exhaustive: new options are added as the notes are worked through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BoolOpt {
     /// `SOL_SOCKET`/`SO_REUSEADDR`.
     ReuseAddr,
@@ -145,6 +152,18 @@ pub enum BoolOpt {
     NoDelay,
     /// `IPPROTO_IPV6`/`IPV6_V6ONLY`.
     V6Only,
+    /// `SOL_SOCKET`/`SO_DEBUG` (setting it needs CAP_NET_ADMIN).
+    Debug,
+    /// `SOL_SOCKET`/`SO_DONTROUTE`.
+    DontRoute,
+    /// `SOL_SOCKET`/`SO_TIMESTAMP` (`SCM_TIMESTAMP`, a `timeval`).
+    Timestamp,
+    /// `SOL_SOCKET`/`SO_TIMESTAMPNS` (`SCM_TIMESTAMPNS`, a `timespec`).
+    TimestampNs,
+    /// `SOL_SOCKET`/`SO_PASSCRED` (`SCM_CREDENTIALS` on Unix sockets).
+    PassCred,
+    /// `SOL_SOCKET`/`SO_NO_CHECK` (UDP: send without a checksum).
+    NoCheck,
 }
 
 impl BoolOpt {
@@ -157,12 +176,20 @@ impl BoolOpt {
             BoolOpt::OobInline => (libc::SOL_SOCKET, libc::SO_OOBINLINE),
             BoolOpt::NoDelay => (libc::IPPROTO_TCP, libc::TCP_NODELAY),
             BoolOpt::V6Only => (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+            BoolOpt::Debug => (libc::SOL_SOCKET, libc::SO_DEBUG),
+            BoolOpt::DontRoute => (libc::SOL_SOCKET, libc::SO_DONTROUTE),
+            BoolOpt::Timestamp => (libc::SOL_SOCKET, libc::SO_TIMESTAMP),
+            BoolOpt::TimestampNs => (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS),
+            BoolOpt::PassCred => (libc::SOL_SOCKET, libc::SO_PASSCRED),
+            BoolOpt::NoCheck => (libc::SOL_SOCKET, libc::SO_NO_CHECK),
         }
     }
 }
 
 /// Options whose value is a plain C `int`.
+/// Non-exhaustive: new options are added as the notes are worked through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IntOpt {
     /// `SOL_SOCKET`/`SO_RCVBUF` (bytes).
     RecvBuf,
@@ -180,6 +207,8 @@ pub enum IntOpt {
     KeepCount,
     /// `IPPROTO_TCP`/`TCP_USER_TIMEOUT` (milliseconds; 0 = system default).
     UserTimeout,
+    /// `SOL_SOCKET`/`SO_RCVLOWAT` (bytes).
+    RecvLowat,
 }
 
 impl IntOpt {
@@ -193,6 +222,7 @@ impl IntOpt {
             IntOpt::KeepInterval => (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
             IntOpt::KeepCount => (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
             IntOpt::UserTimeout => (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+            IntOpt::RecvLowat => (libc::SOL_SOCKET, libc::SO_RCVLOWAT),
         }
     }
 }
@@ -378,6 +408,18 @@ pub fn get_bind_device(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
     let name = &buf[..len.min(buf.len())];
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(name[..end].to_vec())
+}
+
+/// Reads `SO_PEERCRED`: the credentials of the process that created the
+/// peer socket, as they were at `connect`/`listen`/`socketpair` time.
+///
+/// A socket without a Unix peer reports pid 0 and uid/gid -1 (`u32::MAX`).
+///
+/// # Errors
+/// As [`get`].
+pub fn peer_credentials(fd: BorrowedFd<'_>) -> io::Result<super::msg::Credentials> {
+    let c: libc::ucred = get(fd, libc::SOL_SOCKET, libc::SO_PEERCRED)?;
+    Ok(super::msg::Credentials::from_ucred(c))
 }
 
 /// The kind of socket, as reported by `SO_TYPE`.

@@ -23,18 +23,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 /// `SO_BROADCAST`, ECONNREFUSED when an earlier datagram drew an ICMP "port
 /// unreachable", EAFNOSUPPORT/EINVAL for an address of the wrong family.
 pub fn send_to(fd: BorrowedFd<'_>, buf: &[u8], to: &RawAddr) -> io::Result<usize> {
-    let (ptr, len) = to.as_ptr();
-    // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `ptr` points at
-    // `len` initialised bytes of a sockaddr; both outlive the call.
-    let n = syscall_retry!(sendto(
-        fd.as_raw_fd(),
-        buf.as_ptr().cast(),
-        buf.len(),
-        libc::MSG_NOSIGNAL,
-        ptr,
-        len
-    ))?;
-    Ok(n as usize)
+    super::msg::send_to(fd, buf, Some(to), 0)
 }
 
 /// `recvfrom(2)` with `MSG_TRUNC`: receives one datagram into `buf`.

@@ -1,4 +1,5 @@
-//! tokio echo server (comparison peer): current_thread runtime, one task per
+//! tokio echo server (comparison peer): current_thread runtime
+//! (multi_thread with N workers under `--threads N`), one task per
 //! connection, read into a 64 KiB buffer (allocated on first readiness),
 //! write_all what was read.
 
@@ -6,8 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> std::io::Result<()> {
-    let addr = sockloop_bench_peers::addr_from_args();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    // --threads N > 1: tokio's multi-threaded runtime with N workers.
+    let (addr, threads) = sockloop_bench_peers::addr_and_threads_from_args();
+    let rt = sockloop_bench_peers::tokio_runtime(threads)?;
     rt.block_on(async move {
         let listener = TcpListener::bind(addr).await?;
         sockloop_bench_peers::announce(listener.local_addr()?);

@@ -1,5 +1,5 @@
 //! tokio HTTP/1.1 "Hello, World!" server (comparison peer): current_thread
-//! runtime, keep-alive, answers every complete request head found in what has
+//! runtime (multi_thread with `--threads N`), keep-alive, answers every complete request head found in what has
 //! been read so far with one write for the whole pipelined batch.
 
 use sockloop_bench_peers::{count_http_requests, HTTP_RESPONSE};
@@ -7,8 +7,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 fn main() -> std::io::Result<()> {
-    let addr = sockloop_bench_peers::addr_from_args();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build()?;
+    // --threads N > 1: tokio's multi-threaded runtime with N workers.
+    let (addr, threads) = sockloop_bench_peers::addr_and_threads_from_args();
+    let rt = sockloop_bench_peers::tokio_runtime(threads)?;
     rt.block_on(async move {
         let listener = TcpListener::bind(addr).await?;
         sockloop_bench_peers::announce(listener.local_addr()?);
