@@ -71,6 +71,10 @@ const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/
 Content-Length: 16\r\nConnection: close\r\n";
 const TIMEOUT_408_BODY: &[u8] = b"Request Timeout\n";
 
+/// How long, during a shutdown, a keep-alive connection with no request in
+/// progress stays open for one that may be on its way.
+const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// The date, and the hot path's whole answer with it, per loop thread:
 /// re-rendered once per second, shared by all the loop's connections.
 struct Stamp {
@@ -128,10 +132,6 @@ enum Route {
     NotAllowed,
     NotFound,
 }
-
-/// How long, during a shutdown, a keep-alive connection with no request in
-/// progress stays open for one that may be on its way.
-const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
 
 impl Answer {
     fn of(req: &Request<'_>) -> Answer {
@@ -230,7 +230,8 @@ impl Handler for Http {
                         if !dec.is_done() {
                             break; // the rest of a line is still to come
                         }
-                        let answer = *answer;
+                        let mut answer = *answer;
+                        answer.keep_alive &= !self.draining;
                         self.body = Body::None;
                         if respond(ctx, answer).is_err() || !answer.keep_alive {
                             close = true;
