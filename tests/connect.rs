@@ -199,6 +199,30 @@ fn cancel_stops_retrying_and_tells_the_handler() {
     assert!((2..10).contains(&attempts), "attempts: {attempts}");
 }
 
+/// The race behind a flaky `cancel_stops_retrying_and_tells_the_handler`:
+/// a cancel that lands while an attempt is in flight (its socket aborted)
+/// must still report `Interrupted`, not the abort. A black hole keeps the
+/// attempt in flight for certain.
+#[test]
+fn cancel_during_an_attempt_in_flight_reports_interrupted() {
+    let (_l, _filler, hole) = black_hole();
+    let events: Events = Rc::default();
+    let mut ev = EventLoop::new().unwrap();
+    let policy = ConnectPolicy {
+        timeout: Some(Duration::from_secs(5)),
+        max_attempts: 3,
+        ..ConnectPolicy::default()
+    };
+    let c: Connector =
+        connect_with_retry(&mut ev.context(), hole, policy, recorder(&events, false));
+    let c2 = c.clone();
+    ev.context()
+        .add_timer(Duration::from_millis(50), move |ctx| c2.cancel(ctx));
+    run_bounded(&mut ev);
+    assert_eq!(events.borrow()[0].0, "failed Interrupted");
+    assert_eq!(c.attempts(), 1);
+}
+
 fn run_example(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO"))
         .args(["run", "--quiet", "--example", "connect", "--"])

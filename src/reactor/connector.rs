@@ -235,7 +235,10 @@ impl Handler for Attempt {
             // 1.75 (our MSRV) does not extend a temporary's lifetime out of
             // an `if` arm (E0716); newer compilers do.
             let cancelled_reason;
-            let reason = if self.state.cancelled.get() && failed_attempt {
+            // Cancelled before a connection was made: whether the attempt
+            // failed on its own or was aborted by `cancel` while in flight,
+            // the handler hears the documented `Interrupted`.
+            let reason = if self.state.cancelled.get() && !self.state.connected.get() {
                 cancelled_reason = cancelled();
                 &cancelled_reason
             } else {

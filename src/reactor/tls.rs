@@ -174,7 +174,11 @@ impl Core {
             // Before the limit trips, offer the queue once more (an eager
             // reader may have made room): bytes the kernel takes never
             // count against max_output.
-            match sys::io::send(c.fd.as_fd(), c.output.as_slice()) {
+            // (send_vectored, not send: see SockWriter::write in src/tls.)
+            match sys::io::send_vectored(
+                c.fd.as_fd(),
+                &[std::io::IoSlice::new(c.output.as_slice())],
+            ) {
                 Ok(n) => c.output.consume(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return self.tls_send_failed(tok, e),

@@ -96,7 +96,10 @@ struct SockWriter<'a> {
 
 impl Write for SockWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = match sys::io::send(self.fd, buf) {
+        // sendmsg with one slice: `sys::io::send` keeps the callers it
+        // has without TLS (it is inlined into the plain connections' send
+        // fast path; see BENCHMARKS.md on what the feature costs them).
+        let n = match sys::io::send_vectored(self.fd, &[IoSlice::new(buf)]) {
             Ok(n) => n,
             Err(e) => {
                 self.full |= e.kind() == io::ErrorKind::WouldBlock;
