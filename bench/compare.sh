@@ -112,6 +112,7 @@ ECHO_SERVERS=(
 HTTP_SERVERS=(
     "sockloop|$(q "$EX/http") --addr {ADDR}"
     "mio|$(q "$PEERS/mio-http") --addr {ADDR}"
+    "mio-httparse|$(q "$PEERS/mio-httparse") --addr {ADDR}"
     "tokio|$(q "$PEERS/tokio-http") --addr {ADDR}"
     "c-epoll|$(q "$PEERS/c-http") --addr {ADDR}"
     "nginx|nginx -p {TMP} -e {TMP}/error.log -c {TMP}/nginx.conf"
@@ -417,7 +418,7 @@ build_peers() {
     gcc -O2 -Wall -pthread -o "$PEERS/c-http" "$PEERS_DIR/c-http.c"
 }
 need_peers=$BUILD
-for b in mio-echo tokio-echo mio-http tokio-http mio-resp c-echo c-http; do
+for b in mio-echo tokio-echo mio-http mio-httparse tokio-http mio-resp c-echo c-http; do
     [ -x "$PEERS/$b" ] || need_peers=1
 done
 for c in c-echo c-http; do
@@ -483,13 +484,18 @@ skip_missing() { # suite name template -> 0 if it must be skipped
 }
 
 read_rev() { # the checked-out commit, read from .git without running git
-    local g=$ROOT/.git head ref
+    local g=$ROOT/.git c head ref
+    # A worktree's .git is a file naming its git dir; refs live in the
+    # common dir that one names.
+    [ -f "$g" ] && g=$(sed -n 's/^gitdir: //p' "$g")
+    c=$g
+    [ -f "$g/commondir" ] && c="$g/$(cat "$g/commondir")"
     [ -f "$g/HEAD" ] || { echo "?"; return; }
     head=$(cat "$g/HEAD")
     if [[ $head == ref:* ]]; then
         ref=${head#ref: }
-        if [ -f "$g/$ref" ]; then cut -c1-12 "$g/$ref"
-        else grep " $ref\$" "$g/packed-refs" 2>/dev/null | cut -c1-12 || echo "?"; fi
+        if [ -f "$c/$ref" ]; then cut -c1-12 "$c/$ref"
+        else grep " $ref\$" "$c/packed-refs" 2>/dev/null | cut -c1-12 || echo "?"; fi
     else
         echo "${head:0:12}"
     fi

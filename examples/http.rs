@@ -10,42 +10,54 @@
 //! * keep-alive (HTTP/1.1 by default, HTTP/1.0 with `Connection:
 //!   keep-alive`) and pipelining: every complete request in one read is
 //!   answered, in order, and the answers leave in one `send`;
-//! * `GET /` and `HEAD /` answer 200 with exactly
-//!   `Content-Type: text/plain` and `Content-Length: 13` (no `Date` or
-//!   `Server`: a comparison peer sends the same bytes); other paths 404;
-//!   other methods on `/` 405;
-//! * request bodies (by `Content-Length`, at most 1 MiB, else 413) are
-//!   read and discarded, also when they arrive after the answer;
-//! * malformed heads: 400, head over 8 KiB: 431, `Transfer-Encoding`: 501,
-//!   an `HTTP/x.y` other than 1.0/1.1: 505; each then closes;
+//! * `GET /` and `HEAD /` answer 200 with `Content-Type: text/plain`,
+//!   `Content-Length: 13` and `Date`; other paths 404; other methods on
+//!   `/` 405;
+//! * every response carries a `Date` (IMF-fixdate, formatted once per
+//!   second: `http/date.rs`);
+//! * request bodies (by `Content-Length`, or chunked; at most 1 MiB, else
+//!   413) are read and discarded; a `Content-Length` body also when it
+//!   arrives after the answer, a chunked one before it (its size is known
+//!   only at its end);
+//! * malformed heads or chunked framing: 400, head over 8 KiB or 64
+//!   fields: 431, a transfer coding other than chunked: 501, an `HTTP/x.y`
+//!   other than 1.0/1.1: 505; each then closes;
 //! * `Connection: close` (or HTTP/1.0) closes after the answer;
 //! * graceful shutdown (SIGINT/SIGTERM): requests already received are
 //!   answered; the next answer on each connection carries `Connection:
 //!   close` and the connection closes after it; a keep-alive connection
 //!   with no request in progress is closed after [`SHUTDOWN_IDLE_GRACE`]
-//!   if no request comes (a client may have one on the way).
-//! * `--threads N --balance reuseport|exclusive|handoff [--pin]`: N loops.
+//!   if no request comes (a client may have one on the way);
+//! * `--threads N --balance reuseport|exclusive|handoff [--pin]`: N loops;
 //! * HTTPS with `--tls-cert PEM --tls-key PEM` (build with `--features
 //!   tls`): the same handler, ALPN `http/1.1`; a client that drops TCP
 //!   without close_notify is a normal end (every answer has its length).
 //!
-//! Parsing happens in place in the connection's input buffer (see
-//! `http/parser.rs`, a std-only module also used by tests and fuzzing):
-//! no allocation per request. Prints `listening on ADDR` on stderr once
+//! Requests are parsed with `httparse`, in place in the connection's input
+//! buffer (see `http/parser.rs`, also used by tests and fuzzing): no
+//! allocation per request. Prints `listening on ADDR` on stderr once
 //! bound; logs via `RUST_LOG`; SIGINT/SIGTERM stop it gracefully.
 
 #[path = "http/parser.rs"]
 mod parser;
 
+#[path = "http/date.rs"]
+mod date;
+
 #[path = "common/cli.rs"]
 mod cli;
 
-use parser::{parse_request, HttpError, Method, Request, Version};
+use parser::{parse_request, Chunked, HttpError, Method, Request, Version};
 use sockloop::{Buffer, Context, Handler, TimerId};
+use std::cell::RefCell;
 use std::io::Write as _;
 
-const HELLO: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!";
+/// The hot path's answer up to the date, and what follows the date.
+const HELLO_PRE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nDate: ";
+const HELLO_POST: &[u8] = b"\r\n\r\nHello, World!";
+const HELLO_LEN: usize = HELLO_PRE.len() + date::LEN + HELLO_POST.len();
+const HELLO_BODY: &[u8] = b"Hello, World!";
 const HELLO_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n";
 const NOT_FOUND_HEAD: &[u8] =
     b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n";
@@ -56,15 +68,99 @@ const NOT_ALLOWED_BODY: &[u8] = b"Method Not Allowed\n";
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 const TIMEOUT_408: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n\
-Content-Length: 16\r\nConnection: close\r\n\r\nRequest Timeout\n";
+Content-Length: 16\r\nConnection: close\r\n";
+const TIMEOUT_408_BODY: &[u8] = b"Request Timeout\n";
 
 /// How long, during a shutdown, a keep-alive connection with no request in
 /// progress stays open for one that may be on its way.
 const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
 
-/// One connection's state: how many body bytes of the last request are
-/// still to be discarded, and the deadline of a request head in progress.
-#[derive(Default)]
+/// The date, and the hot path's whole answer with it, per loop thread:
+/// re-rendered once per second, shared by all the loop's connections.
+struct Stamp {
+    date: date::DateCache,
+    hello: [u8; HELLO_LEN],
+}
+
+thread_local! {
+    static STAMP: RefCell<Stamp> = const {
+        RefCell::new(Stamp {
+            date: date::DateCache::new(),
+            hello: [0; HELLO_LEN],
+        })
+    };
+}
+
+/// Runs `f` with the current `Date` value and the full `GET /` answer.
+#[inline]
+fn with_stamp<R>(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>, &Stamp) -> R) -> R {
+    let now = ctx.now();
+    STAMP.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.date.is_stale(now) {
+            let date = *s.date.get(now);
+            let h = &mut s.hello;
+            h[..HELLO_PRE.len()].copy_from_slice(HELLO_PRE);
+            h[HELLO_PRE.len()..HELLO_PRE.len() + date::LEN].copy_from_slice(&date);
+            h[HELLO_PRE.len() + date::LEN..].copy_from_slice(HELLO_POST);
+        }
+        f(ctx, &s)
+    })
+}
+
+/// Writes the `Date` field line.
+fn write_date(ctx: &mut Context<'_>) -> std::io::Result<()> {
+    with_stamp(ctx, |ctx, s| {
+        let date = &s.hello[HELLO_PRE.len() - 6..HELLO_PRE.len() + date::LEN + 2];
+        ctx.write(date)
+    })
+}
+
+/// What a request is answered with, decided from its head (kept while a
+/// chunked body is read).
+#[derive(Clone, Copy)]
+struct Answer {
+    route: Route,
+    version: Version,
+    keep_alive: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Route {
+    Hello,
+    HelloHead,
+    NotAllowed,
+    NotFound,
+}
+
+impl Answer {
+    fn of(req: &Request<'_>) -> Answer {
+        let root = matches!(req.target, [b'/'] | [b'/', b'?', ..]);
+        let route = match (root, req.method) {
+            (true, Method::Get) => Route::Hello,
+            (true, Method::Head) => Route::HelloHead,
+            (true, _) => Route::NotAllowed,
+            _ => Route::NotFound,
+        };
+        Answer {
+            route,
+            version: req.version,
+            keep_alive: req.keep_alive(),
+        }
+    }
+}
+
+/// The request body still to be read and discarded.
+enum Body {
+    None,
+    /// `Content-Length` bytes left.
+    Skip(usize),
+    /// A chunked body, and the answer to send once it is complete.
+    Chunked(Chunked, Answer),
+}
+
+/// One connection's state: the body being discarded, the deadline of a
+/// request head in progress, and what a shutdown asked.
 struct Http {
     /// The loop is shutting down: the next answer is the last.
     draining: bool,
@@ -72,7 +168,7 @@ struct Http {
     idle_close: Option<TimerId>,
     /// Part of a request head waits in the input buffer.
     partial_head: bool,
-    skip_body: usize,
+    body: Body,
     /// How long a request head may take to arrive in full (`None`: no
     /// limit). The idle timeout alone does not stop a client that drips a
     /// head one byte at a time, just faster than the idle timeout.
@@ -83,8 +179,12 @@ struct Http {
 impl Http {
     fn new(head_timeout: Option<std::time::Duration>) -> Http {
         Http {
+            draining: false,
+            idle_close: None,
+            partial_head: false,
+            body: Body::None,
             head_timeout,
-            ..Http::default()
+            head_timer: None,
         }
     }
 
@@ -114,26 +214,68 @@ impl Handler for Http {
         let mut close = false;
         let mut completed_one = false;
         while pos < bytes.len() {
-            if self.skip_body > 0 {
-                let n = self.skip_body.min(bytes.len() - pos);
-                self.skip_body -= n;
-                pos += n;
-                continue;
+            match &mut self.body {
+                Body::Skip(left) => {
+                    let n = (*left).min(bytes.len() - pos);
+                    *left -= n;
+                    pos += n;
+                    if *left == 0 {
+                        self.body = Body::None;
+                    }
+                    continue;
+                }
+                Body::Chunked(dec, answer) => match dec.feed(&bytes[pos..]) {
+                    Ok(used) => {
+                        pos += used;
+                        if !dec.is_done() {
+                            break; // the rest of a line is still to come
+                        }
+                        let mut answer = *answer;
+                        answer.keep_alive &= !self.draining;
+                        self.body = Body::None;
+                        if respond(ctx, answer).is_err() || !answer.keep_alive {
+                            close = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        log::debug!("bad chunked body: {e}");
+                        let _ = respond_error(ctx, e);
+                        close = true;
+                        break;
+                    }
+                },
+                Body::None => {}
             }
             match parse_request(&bytes[pos..]) {
                 Ok(None) => break,
                 Ok(Some((req, used))) => {
                     pos += used;
                     completed_one = true;
+                    let mut answer = Answer::of(&req);
+                    // Shutting down: this answer is the last (`Connection:
+                    // close`), then the connection closes.
+                    answer.keep_alive &= !self.draining;
+                    if req.chunked {
+                        if req.expect_continue && pos == bytes.len() {
+                            let _ = ctx.write(CONTINUE);
+                        }
+                        // Answered once the body is complete: only then is
+                        // its size known to be within the limit.
+                        self.body = Body::Chunked(Chunked::new(), answer);
+                        continue;
+                    }
                     let body_here = req.content_length.min(bytes.len() - pos);
                     if req.expect_continue && body_here < req.content_length {
                         // The client waits for this before sending the body
                         // that it will send anyway after our final answer.
                         let _ = ctx.write(CONTINUE);
                     }
-                    self.skip_body = req.content_length;
-                    let keep_alive = req.keep_alive() && !self.draining;
-                    if respond(ctx, &req, keep_alive).is_err() || !keep_alive {
+                    if req.content_length > 0 {
+                        self.body = Body::Skip(req.content_length);
+                    }
+                    if respond(ctx, answer).is_err() || !answer.keep_alive {
                         close = true;
                         break;
                     }
@@ -146,7 +288,7 @@ impl Handler for Http {
                 }
             }
         }
-        let partial_head = !close && self.skip_body == 0 && pos < bytes.len();
+        let partial_head = !close && matches!(self.body, Body::None) && pos < bytes.len();
         self.partial_head = partial_head;
         if close {
             input.clear();
@@ -159,7 +301,7 @@ impl Handler for Http {
 
     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
         self.draining = true;
-        if self.partial_head || self.skip_body > 0 {
+        if self.partial_head || !matches!(self.body, Body::None) {
             // A request in progress: it is answered (with `Connection:
             // close`) when it completes, or meets its head deadline, or
             // the end of the shutdown's grace.
@@ -177,7 +319,7 @@ impl Handler for Http {
     fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
         if self.idle_close == Some(timer) {
             self.idle_close = None;
-            if !self.partial_head && self.skip_body == 0 {
+            if !self.partial_head && matches!(self.body, Body::None) {
                 ctx.close();
             }
             return;
@@ -185,31 +327,34 @@ impl Handler for Http {
         if self.head_timer == Some(timer) {
             self.head_timer = None;
             log::debug!("request head not complete in time: 408");
-            let _ = ctx.write(TIMEOUT_408);
+            let _ = ctx
+                .write(TIMEOUT_408)
+                .and_then(|()| write_date(ctx))
+                .and_then(|()| ctx.write(b"\r\n"))
+                .and_then(|()| ctx.write(TIMEOUT_408_BODY));
             ctx.close();
         }
     }
 }
 
-/// Writes the answer to `req`. Errors mean the connection is going away.
-fn respond(ctx: &mut Context<'_>, req: &Request<'_>, keep_alive: bool) -> std::io::Result<()> {
-    let head_only = req.method == Method::Head;
-    let (head, body) = match (req.path(), req.method) {
-        (b"/", Method::Get) if keep_alive && req.version == Version::Http11 => {
-            // The hot path: one static write.
-            return ctx.write(HELLO);
+/// Writes the answer. Errors mean the connection is going away.
+fn respond(ctx: &mut Context<'_>, a: Answer) -> std::io::Result<()> {
+    let (head, body) = match a.route {
+        Route::Hello if a.keep_alive && a.version == Version::Http11 => {
+            // The hot path: one write of the answer rendered with this
+            // second's date.
+            return with_stamp(ctx, |ctx, s| ctx.write(&s.hello));
         }
-        (b"/", Method::Get | Method::Head) => (HELLO_HEAD, &HELLO[HELLO.len() - 13..]),
-        (b"/", _) => (NOT_ALLOWED_HEAD, NOT_ALLOWED_BODY),
-        _ => (NOT_FOUND_HEAD, NOT_FOUND_BODY),
+        Route::Hello => (HELLO_HEAD, HELLO_BODY),
+        Route::HelloHead => (HELLO_HEAD, &b""[..]),
+        Route::NotAllowed => (NOT_ALLOWED_HEAD, NOT_ALLOWED_BODY),
+        Route::NotFound => (NOT_FOUND_HEAD, NOT_FOUND_BODY),
     };
     ctx.write(head)?;
-    ctx.write(connection_header(req.version, keep_alive))?;
+    ctx.write(connection_header(a.version, a.keep_alive))?;
+    write_date(ctx)?;
     ctx.write(b"\r\n")?;
-    if !head_only {
-        ctx.write(body)?;
-    }
-    Ok(())
+    ctx.write(body)
 }
 
 /// The `Connection` field, when the default for the version does not say
@@ -222,7 +367,7 @@ fn connection_header(version: Version, keep_alive: bool) -> &'static [u8] {
     }
 }
 
-/// Answers a refused request head; the connection closes afterwards.
+/// Answers a refused request; the connection closes afterwards.
 fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
     let (code, reason) = e.status();
     // A stack buffer: no allocation even on the error path.
@@ -232,10 +377,14 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
     write!(
         w,
         "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n\
-         Connection: close\r\n\r\n{reason}\n"
+         Connection: close\r\n"
     )?;
     let n = 256 - w.len();
-    ctx.write(&buf[..n])
+    ctx.write(&buf[..n])?;
+    write_date(ctx)?;
+    ctx.write(b"\r\n")?;
+    ctx.write(reason.as_bytes())?;
+    ctx.write(b"\n")
 }
 
 fn main() {

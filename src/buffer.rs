@@ -166,6 +166,19 @@ impl Buffer {
     /// appended then.
     #[inline(always)] // three lines on every batched write: keep it inlined
     pub fn extend(&mut self, data: &[u8]) -> Result<(), BufferFull> {
+        // The common case, inline: the bytes fit in the tail and within the
+        // maximum, so no compaction, growth or error to prepare.
+        let end = self.write + data.len();
+        if end <= self.bytes.len() && end - self.read <= self.max {
+            self.bytes[self.write..end].copy_from_slice(data);
+            self.write = end;
+            return Ok(());
+        }
+        self.extend_slow(data)
+    }
+
+    #[cold]
+    fn extend_slow(&mut self, data: &[u8]) -> Result<(), BufferFull> {
         self.writable(data.len())?[..data.len()].copy_from_slice(data);
         self.write += data.len();
         Ok(())

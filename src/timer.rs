@@ -125,6 +125,14 @@ impl<T> Timers<T> {
         self.heap.peek().map(|Reverse((d, _, _))| *d)
     }
 
+    /// Whether [`Timers::pop_expired`] may find a timer due at `now`: the
+    /// earliest entry of the heap is due (it may be a cancelled one, which
+    /// `pop_expired` drops). False means no timer is due.
+    #[inline]
+    pub fn may_be_due(&self, now: u64) -> bool {
+        matches!(self.heap.peek(), Some(Reverse((d, _, _))) if *d <= now)
+    }
+
     /// Removes and returns one timer that is due at `now`, earliest first.
     pub fn pop_expired(&mut self, now: u64) -> Option<(TimerId, T)> {
         while let Some(&Reverse((deadline, key, generation))) = self.heap.peek() {

@@ -1,37 +1,54 @@
-//! A hand-written HTTP/1.x request-head parser: pure, std-only, no
-//! allocation. It borrows the method and target from the input, so the
-//! server parses requests in place from its input buffer.
+//! The HTTP example's request-head parsing: [`httparse`] (the parser hyper
+//! uses: SIMD-accelerated, long fuzzed) does the syntax, this module the
+//! semantics a server must decide on top of it: which body follows
+//! (`Content-Length` or chunked), whether the connection stays open, and
+//! which status refuses a head. No allocation per request: the request
+//! borrows its method and target from the input.
 //!
-//! This file has no dependencies besides `core`, so fuzz targets and tests
-//! include it with `#[path = ".../examples/http/parser.rs"] mod parser;`.
+//! The fuzz target and the tests include this file by path
+//! (`#[path = ".../examples/http/parser.rs"] mod parser;`), so it depends on
+//! nothing but `core` and `httparse`.
 //!
 //! What it accepts (RFC 9112, strictly where ambiguity would be a
 //! request-smuggling risk, leniently where clients differ harmlessly):
 //!
-//! * empty lines before the request line are skipped (RFC 9112 §2.2);
-//! * lines end in CRLF or a bare LF;
-//! * request line `METHOD SP target SP HTTP/1.0|HTTP/1.1`; another
-//!   `HTTP/x.y` is [`HttpError::VersionNotSupported`], anything else
+//! * empty lines before the request line are skipped (RFC 9112 §2.2) and
+//!   do not count towards [`MAX_HEAD`];
+//! * lines end in CRLF or a bare LF (as httparse allows);
+//! * request line `METHOD SP target SP HTTP/1.0|HTTP/1.1` (single spaces,
+//!   a UTF-8 target); another well-formed `HTTP/x.y` is
+//!   [`HttpError::VersionNotSupported`], anything else
 //!   [`HttpError::BadRequest`];
-//! * header `name ":" OWS value OWS`; whitespace before the colon and
-//!   obsolete line folding are rejected; control characters (except HTAB)
-//!   in values are rejected;
+//! * header fields as httparse takes them: whitespace before the colon,
+//!   obsolete line folding and control characters (except HTAB) in values
+//!   are refused; more than [`MAX_HEADERS`] fields is
+//!   [`HttpError::HeadTooLarge`];
 //! * `Content-Length`: digits only; repeated with different values (or as
-//!   a list of different values) is rejected; over [`MAX_BODY`] is
+//!   a list of different values) is refused; over [`MAX_BODY`] is
 //!   [`HttpError::PayloadTooLarge`];
-//! * any `Transfer-Encoding` is [`HttpError::NotImplemented`] (this server
-//!   does not do chunked bodies);
+//! * `Transfer-Encoding: chunked` bodies (decoded by [`Chunked`], at most
+//!   [`MAX_BODY`] bytes of chunk data); any other transfer coding is
+//!   [`HttpError::NotImplemented`]; `chunked` not last, or twice, or
+//!   together with `Content-Length`, or in an HTTP/1.0 request is
+//!   [`HttpError::BadRequest`] (RFC 9112 §6.1, §6.3: the framing would be
+//!   ambiguous);
 //! * a head longer than [`MAX_HEAD`] is [`HttpError::HeadTooLarge`].
 //!
 //! `Host` is not required (lenient, for benchmark peers that omit it).
 #![allow(dead_code)]
 
 use core::fmt;
+use core::mem::MaybeUninit;
 
 /// Largest request head (request line, headers and the empty line).
 pub const MAX_HEAD: usize = 8 * 1024;
-/// Largest request body accepted (by `Content-Length`).
+/// Largest request body accepted (by `Content-Length`, or the sum of the
+/// chunks of a chunked body).
 pub const MAX_BODY: usize = 1024 * 1024;
+/// Most header fields in one head.
+pub const MAX_HEADERS: usize = 64;
+/// Longest chunk-size line (size, extensions, CRLF) of a chunked body.
+pub const MAX_CHUNK_LINE: usize = 1024;
 
 /// The request method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +87,12 @@ pub struct Request<'a> {
     pub target: &'a [u8],
     /// The protocol version.
     pub version: Version,
-    /// The body length announced by `Content-Length` (0 without one).
+    /// The body length announced by `Content-Length` (0 without one, and
+    /// for a chunked body).
     pub content_length: usize,
+    /// The body is chunked (`Transfer-Encoding: chunked`): decode it with
+    /// [`Chunked`].
+    pub chunked: bool,
     /// `Connection` lists `close`.
     pub conn_close: bool,
     /// `Connection` lists `keep-alive`.
@@ -101,16 +122,18 @@ impl Request<'_> {
     }
 }
 
-/// Why a request head was refused; each maps to a status code.
+/// Why a request was refused; each maps to a status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpError {
-    /// Malformed request line or header (400); the text says what.
+    /// Malformed request line, header or chunked framing (400); the text
+    /// says what.
     BadRequest(&'static str),
-    /// The head is over [`MAX_HEAD`] (431).
+    /// The head is over [`MAX_HEAD`] or has more than [`MAX_HEADERS`]
+    /// fields (431).
     HeadTooLarge,
-    /// `Content-Length` is over [`MAX_BODY`] (413).
+    /// The body is over [`MAX_BODY`] (413).
     PayloadTooLarge,
-    /// `Transfer-Encoding` (chunked bodies) is not supported (501).
+    /// A transfer coding other than `chunked` (501).
     NotImplemented,
     /// A well-formed but unsupported `HTTP/x.y` (505).
     VersionNotSupported,
@@ -143,159 +166,192 @@ impl fmt::Display for HttpError {
 ///
 /// Returns `Ok(None)` while the head is incomplete (and within
 /// [`MAX_HEAD`]), or `Ok(Some((request, consumed)))` where `consumed`
-/// counts the head only (leading empty lines included): the body,
-/// `request.content_length` bytes, follows it. Never panics, whatever the
-/// input.
+/// counts the head only (leading empty lines included): the body follows
+/// it (`request.content_length` bytes, or chunks if `request.chunked`).
+/// Never panics, whatever the input.
 ///
 /// # Errors
 /// [`HttpError`] for a head the server must refuse.
 pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpError> {
     // Skip empty lines before the request line (not counted in the limit).
     let mut start = 0;
-    loop {
-        match buf.get(start..) {
-            Some([b'\r', b'\n', ..]) => start += 2,
-            Some([b'\n', ..]) => start += 1,
-            Some([b'\r']) | Some([]) => return Ok(None),
+    while let Some(b'\r' | b'\n') | None = buf.get(start) {
+        match &buf[start..] {
+            [b'\r', b'\n', ..] => start += 2,
+            [b'\n', ..] => start += 1,
+            [b'\r'] | [] => return Ok(None),
             _ => break,
         }
     }
-    let window_end = buf.len().min(start + MAX_HEAD);
-    let mut lines = Lines {
-        buf: &buf[..window_end],
-        pos: start,
+    let window = &buf[start..buf.len().min(start + MAX_HEAD)];
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let used = match parsed.parse_with_uninit_headers(window, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if window.len() >= MAX_HEAD {
+                Err(HttpError::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::Version) => return version_error(window),
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::HeadTooLarge),
+        Err(e) => return Err(HttpError::BadRequest(why(e))),
     };
-    let Some(request_line) = lines.next_line() else {
-        return incomplete(buf.len() - start);
+    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
+    else {
+        return Err(HttpError::BadRequest("incomplete request line"));
     };
-    let (method_raw, target, version) = parse_request_line(request_line)?;
     let mut req = Request {
-        method: method_of(method_raw),
-        method_raw,
-        target,
-        version,
+        method: method_of(method.as_bytes()),
+        method_raw: method.as_bytes(),
+        target: target.as_bytes(),
+        version: if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        },
         content_length: 0,
+        chunked: false,
         conn_close: false,
         conn_keep_alive: false,
         expect_continue: false,
-        header_count: 0,
+        header_count: parsed.headers.len(),
     };
     let mut seen_length = false;
-    loop {
-        let Some(line) = lines.next_line() else {
-            return incomplete(buf.len() - start);
-        };
-        if line.is_empty() {
-            break;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            return Err(HttpError::BadRequest("obsolete line folding"));
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(HttpError::BadRequest("header without a colon"))?;
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(HttpError::BadRequest("invalid header name"));
-        }
-        let value = trim_ows(&line[colon + 1..]);
-        if value.iter().any(|&b| CLASS[b as usize] & CTL != 0) {
-            return Err(HttpError::BadRequest("control character in a header value"));
-        }
-        req.header_count += 1;
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_content_length(value)?;
-            if seen_length && n != req.content_length {
-                return Err(HttpError::BadRequest("conflicting Content-Length"));
+    let mut seen_te = false;
+    for h in parsed.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = || trim_ows(h.value);
+        // Dispatch on the length and first letter: most fields are none
+        // of these, and are passed over without a full comparison.
+        let first = name.first().map_or(0, |b| b | 0x20);
+        match name.len() {
+            14 if first == b'c' && name.eq_ignore_ascii_case(b"content-length") => {
+                let n = parse_content_length(value())?;
+                if seen_length && n != req.content_length {
+                    return Err(HttpError::BadRequest("conflicting Content-Length"));
+                }
+                seen_length = true;
+                req.content_length = n;
             }
-            seen_length = true;
-            req.content_length = n;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            return Err(HttpError::NotImplemented);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',') {
-                let token = trim_ows(token);
-                if token.eq_ignore_ascii_case(b"close") {
-                    req.conn_close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    req.conn_keep_alive = true;
+            17 if first == b't' && name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                transfer_codings(value(), &mut req.chunked)?;
+                seen_te = true;
+            }
+            10 if first == b'c' && name.eq_ignore_ascii_case(b"connection") => {
+                for token in value().split(|&b| b == b',') {
+                    let token = trim_ows(token);
+                    if token.eq_ignore_ascii_case(b"close") {
+                        req.conn_close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        req.conn_keep_alive = true;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect")
-            && value.eq_ignore_ascii_case(b"100-continue")
-        {
-            req.expect_continue = true;
+            6 if first == b'e'
+                && name.eq_ignore_ascii_case(b"expect")
+                && value().eq_ignore_ascii_case(b"100-continue") =>
+            {
+                req.expect_continue = true;
+            }
+            _ => {}
+        }
+    }
+    if seen_te {
+        if !req.chunked {
+            return Err(HttpError::BadRequest(
+                "chunked is not the final transfer coding",
+            ));
+        }
+        if seen_length {
+            return Err(HttpError::BadRequest(
+                "both Transfer-Encoding and Content-Length",
+            ));
+        }
+        if req.version == Version::Http10 {
+            return Err(HttpError::BadRequest("Transfer-Encoding in HTTP/1.0"));
         }
     }
     if req.content_length > MAX_BODY {
         return Err(HttpError::PayloadTooLarge);
     }
-    Ok(Some((req, lines.pos)))
+    Ok(Some((req, start + used)))
 }
 
-/// The head is not complete in the bytes seen so far.
-fn incomplete<T>(seen: usize) -> Result<Option<T>, HttpError> {
-    if seen >= MAX_HEAD {
-        Err(HttpError::HeadTooLarge)
-    } else {
-        Ok(None)
-    }
-}
-
-/// Splits lines ending in LF (an optional CR before it is dropped).
-struct Lines<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Lines<'a> {
-    /// The next complete line without its terminator; `None` if no LF
-    /// follows in the buffer.
-    fn next_line(&mut self) -> Option<&'a [u8]> {
-        let rest = self.buf.get(self.pos..)?;
-        let lf = find_lf(rest)?;
-        self.pos += lf + 1;
-        let line = &rest[..lf];
-        Some(line.strip_suffix(b"\r").unwrap_or(line))
-    }
-}
-
-fn parse_request_line(line: &[u8]) -> Result<(&[u8], &[u8], Version), HttpError> {
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HttpError::BadRequest("malformed request line"));
+/// httparse refused the version: a well-formed `HTTP/x.y` we do not speak
+/// is 505, anything else 400. Decided once the request line is complete
+/// (httparse refuses `HTTP/2` before the line ends), so that every prefix
+/// of a head either waits or gives the full head's answer.
+fn version_error<T>(window: &[u8]) -> Result<Option<T>, HttpError> {
+    let Some(lf) = window.iter().position(|&b| b == b'\n') else {
+        return if window.len() >= MAX_HEAD {
+            Err(HttpError::HeadTooLarge)
+        } else {
+            Ok(None)
+        };
     };
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
-        return Err(HttpError::BadRequest("invalid method"));
-    }
-    if target.is_empty() || !target.iter().all(|&b| CLASS[b as usize] & TARGET != 0) {
-        return Err(HttpError::BadRequest("invalid request target"));
-    }
-    let version = match version {
-        b"HTTP/1.1" => Version::Http11,
-        b"HTTP/1.0" => Version::Http10,
+    let line = &window[..lf];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Method and target passed httparse: the version is what follows the
+    // second space.
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or(b"");
+    match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
-            return Err(HttpError::VersionNotSupported)
+            Err(HttpError::VersionNotSupported)
         }
-        _ => return Err(HttpError::BadRequest("invalid HTTP version")),
-    };
-    Ok((method, target, version))
+        _ => Err(HttpError::BadRequest("invalid HTTP version")),
+    }
+}
+
+fn why(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Token => "invalid method or request target",
+        _ => "malformed request head",
+    }
 }
 
 fn method_of(raw: &[u8]) -> Method {
+    // Byte patterns, not string literals: compared in place, no memcmp.
     match raw {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        b"POST" => Method::Post,
-        b"PUT" => Method::Put,
-        b"DELETE" => Method::Delete,
+        [b'G', b'E', b'T'] => Method::Get,
+        [b'H', b'E', b'A', b'D'] => Method::Head,
+        [b'P', b'O', b'S', b'T'] => Method::Post,
+        [b'P', b'U', b'T'] => Method::Put,
+        [b'D', b'E', b'L', b'E', b'T', b'E'] => Method::Delete,
         _ => Method::Other,
     }
+}
+
+/// One `Transfer-Encoding` field: a list of codings, of which only
+/// `chunked` is understood. `chunked` must be the last coding of all the
+/// fields and appear once: `*chunked` says whether the last one seen so
+/// far is `chunked`.
+fn transfer_codings(value: &[u8], chunked: &mut bool) -> Result<(), HttpError> {
+    for coding in value.split(|&b| b == b',') {
+        let coding = trim_ows(coding);
+        if coding.is_empty() {
+            continue; // empty list elements are allowed (RFC 9110 §5.6.1)
+        }
+        if *chunked {
+            // Something after chunked: the body's end cannot be known.
+            return Err(HttpError::BadRequest(
+                "chunked is not the final transfer coding",
+            ));
+        }
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            *chunked = true;
+        } else {
+            return Err(HttpError::NotImplemented);
+        }
+    }
+    Ok(())
 }
 
 /// `Content-Length`: one or more equal decimal values (a comma list is
@@ -338,114 +394,184 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// RFC 9110 `tchar`: the characters of a token.
-fn is_tchar(b: u8) -> bool {
-    CLASS[b as usize] & TCHAR != 0
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data: this many bytes to go.
+    Data(usize),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields until an empty line.
+    Trailer,
+    /// The body is complete.
+    Done,
 }
 
-/// Byte classes, one table lookup per byte instead of a chain of tests:
-/// this parser runs once per request, so its per-byte cost is the server's.
-const TCHAR: u8 = 1;
-/// Allowed in a request target: visible ASCII and bytes >= 0x80.
-const TARGET: u8 = 2;
-/// Forbidden in a header value: controls other than HTAB, and DEL.
-const CTL: u8 = 4;
+/// Decodes (and discards) a chunked request body incrementally: feed it
+/// the bytes after the head, in as many pieces as they arrive.
+///
+/// Strict framing (RFC 9112 §7.1): chunk-size lines and the line after
+/// each chunk's data end in CRLF, a size has 1 to 15 hex digits, an
+/// extension holds no control characters, trailer fields are
+/// `name: value` lines; at most [`MAX_CHUNK_LINE`] bytes per size line,
+/// [`MAX_HEAD`] bytes of trailer, [`MAX_BODY`] bytes of chunk data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunked {
+    state: ChunkState,
+    /// Chunk data bytes so far.
+    total: usize,
+    /// Trailer bytes so far.
+    trailer: usize,
+}
 
-const CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        let mut c = 0;
-        if b.is_ascii_alphanumeric() {
-            c |= TCHAR;
+impl Default for Chunked {
+    fn default() -> Self {
+        Chunked::new()
+    }
+}
+
+impl Chunked {
+    /// A decoder at the start of a body.
+    pub const fn new() -> Chunked {
+        Chunked {
+            state: ChunkState::Size,
+            total: 0,
+            trailer: 0,
         }
-        let mut j = 0;
-        let extra = b"!#$%&'*+-.^_`|~";
-        while j < extra.len() {
-            if extra[j] == b {
-                c |= TCHAR;
+    }
+
+    /// Whether the whole body (last chunk and trailer) has been seen.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// How many bytes of chunk data the body has carried so far.
+    pub fn data_len(&self) -> usize {
+        self.total
+    }
+
+    /// Consumes what it can of `buf` and returns how many bytes that was;
+    /// stops early once the body is complete ([`Chunked::is_done`]) or
+    /// when only part of a line is left (keep it and feed it again with
+    /// what follows). Never panics.
+    ///
+    /// # Errors
+    /// [`HttpError::BadRequest`] for broken framing or an over-long line,
+    /// [`HttpError::PayloadTooLarge`] when the chunks add up to more than
+    /// [`MAX_BODY`].
+    pub fn feed(&mut self, buf: &[u8]) -> Result<usize, HttpError> {
+        let mut pos = 0;
+        loop {
+            let rest = &buf[pos..];
+            match self.state {
+                ChunkState::Done => return Ok(pos),
+                ChunkState::Data(n) => {
+                    let take = n.min(rest.len());
+                    pos += take;
+                    self.state = if take == n {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(n - take)
+                    };
+                    if take < n {
+                        return Ok(pos);
+                    }
+                }
+                ChunkState::DataEnd => match rest {
+                    [b'\r', b'\n', ..] => {
+                        pos += 2;
+                        self.state = ChunkState::Size;
+                    }
+                    [] | [b'\r'] => return Ok(pos),
+                    _ => return Err(HttpError::BadRequest("chunk data not followed by CRLF")),
+                },
+                ChunkState::Size => {
+                    let Some(line) = crlf_line(rest, MAX_CHUNK_LINE)? else {
+                        return Ok(pos);
+                    };
+                    let size = chunk_size(line)?;
+                    pos += line.len();
+                    if size > MAX_BODY - self.total {
+                        return Err(HttpError::PayloadTooLarge);
+                    }
+                    self.total += size;
+                    self.state = if size == 0 {
+                        ChunkState::Trailer
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Trailer => {
+                    let Some(line) = crlf_line(rest, MAX_HEAD - self.trailer)? else {
+                        return Ok(pos);
+                    };
+                    pos += line.len();
+                    self.trailer += line.len();
+                    if line.len() == 2 {
+                        self.state = ChunkState::Done;
+                    } else {
+                        check_trailer_field(&line[..line.len() - 2])?;
+                    }
+                }
             }
-            j += 1;
         }
-        if b > 0x20 && b != 0x7f {
-            c |= TARGET;
-        }
-        if (b < 0x20 && b != b'\t') || b == 0x7f {
-            c |= CTL;
-        }
-        t[i] = c;
-        i += 1;
     }
-    t
-};
+}
 
-/// Position of the first `\n` in `hay`, eight bytes at a time (the
-/// classic has-zero-byte trick on `word ^ 0x0a0a..`), so finding the end of
-/// a line costs about one operation per byte instead of three.
-fn find_lf(hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(w) ^ LF;
-        let found = x.wrapping_sub(LO) & !x & HI;
-        if found != 0 {
-            return Some(base + (found.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
+/// The line at the front of `buf` with its CRLF, if complete; a bare LF or
+/// a line longer than `max` (CRLF included) is refused.
+fn crlf_line(buf: &[u8], max: usize) -> Result<Option<&[u8]>, HttpError> {
+    let window = &buf[..buf.len().min(max)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(lf) if lf > 0 && window[lf - 1] == b'\r' => Ok(Some(&window[..=lf])),
+        Some(_) => Err(HttpError::BadRequest("bare LF in chunked framing")),
+        None if window.len() >= max => Err(HttpError::BadRequest("chunked framing line too long")),
+        None => Ok(None),
     }
-    chunks
-        .remainder()
+}
+
+/// The size of one chunk-size line (CRLF included): httparse reads it;
+/// we also insist on at least one digit (httparse takes an empty line as
+/// 0), on its CRLF being the line's end, and on no control characters in
+/// extensions (httparse skips them).
+fn chunk_size(line: &[u8]) -> Result<usize, HttpError> {
+    if !line.first().is_some_and(u8::is_ascii_hexdigit) {
+        return Err(HttpError::BadRequest("invalid chunk size"));
+    }
+    let body = &line[..line.len() - 2];
+    if body.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(HttpError::BadRequest(
+            "control character in a chunk extension",
+        ));
+    }
+    match httparse::parse_chunk_size(line) {
+        Ok(httparse::Status::Complete((n, size))) if n == line.len() => {
+            // At most 15 hex digits: fits in u64; over MAX_BODY either way
+            // if it does not fit in usize.
+            Ok(usize::try_from(size).unwrap_or(usize::MAX))
+        }
+        _ => Err(HttpError::BadRequest("invalid chunk size")),
+    }
+}
+
+/// A trailer field (without its CRLF): `name ":" value`, a token name, no
+/// control characters in the value.
+fn check_trailer_field(line: &[u8]) -> Result<(), HttpError> {
+    let colon = line
         .iter()
-        .position(|&b| b == b'\n')
-        .map(|i| base + i)
-}
-
-#[cfg(test)]
-mod fast_path_tests {
-    use super::*;
-
-    #[test]
-    fn find_lf_matches_a_plain_search_at_every_offset() {
-        for len in 0..40 {
-            for at in 0..=len {
-                let mut v = vec![b'a'; len];
-                if at < len {
-                    v[at] = b'\n';
-                }
-                // Bytes with the high bit set must not fool the SWAR test.
-                for b in v.iter_mut().take(at) {
-                    *b = 0x8a;
-                }
-                assert_eq!(
-                    find_lf(&v),
-                    v.iter().position(|&b| b == b'\n'),
-                    "len {len} at {at}"
-                );
-            }
-        }
+        .position(|&b| b == b':')
+        .ok_or(HttpError::BadRequest("trailer field without a colon"))?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if name.is_empty() || !name.iter().all(tchar) {
+        return Err(HttpError::BadRequest("invalid trailer field name"));
     }
-
-    #[test]
-    fn class_table_matches_the_rfc_definitions() {
-        for b in 0..=255u8 {
-            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-            assert_eq!(is_tchar(b), tchar, "tchar {b:#x}");
-            assert_eq!(
-                CLASS[b as usize] & TARGET != 0,
-                b > 0x20 && b != 0x7f,
-                "target {b:#x}"
-            );
-            assert_eq!(
-                CLASS[b as usize] & CTL != 0,
-                (b < 0x20 && b != b'\t') || b == 0x7f,
-                "ctl {b:#x}"
-            );
-        }
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(HttpError::BadRequest(
+            "control character in a trailer field",
+        ));
     }
+    Ok(())
 }

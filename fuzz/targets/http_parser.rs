@@ -1,5 +1,6 @@
-//! Fuzz target: the HTTP example's request-head parser
-//! (`examples/http/parser.rs`, std-only, included by path). Shared by the
+//! Fuzz target: the HTTP example's request parsing (`examples/http/parser.rs`:
+//! httparse plus the server's semantics, included by path), heads and
+//! chunked bodies. Shared by the
 //! cargo-fuzz target (`fuzz/fuzz_targets/http_parser.rs`) and the corpus
 //! replay test (`tests/fuzz_corpus.rs`).
 //!
@@ -14,15 +15,17 @@
 //!   `consumed`, same error); a prefix shorter than `consumed` is always
 //!   "need more";
 //! * the input treated as a pipelined stream (heads, bodies skipped by
-//!   `Content-Length`, as the server does it) decodes to the same requests
-//!   whether it arrives at once or split in two at any point.
+//!   `Content-Length` or decoded by `Chunked`, as the server does it)
+//!   decodes to the same requests whether it arrives at once or split in
+//!   two at any point; a chunked body never carries more than `MAX_BODY`
+//!   bytes of data.
 //!
 //! Returns a bitmask of the outcomes reached (for the coverage-free driver).
 
 #[path = "../../examples/http/parser.rs"]
 mod parser;
 
-use parser::{parse_request, HttpError, Method, Request, Version, MAX_BODY, MAX_HEAD};
+use parser::{parse_request, Chunked, HttpError, Method, Request, Version, MAX_BODY, MAX_HEAD};
 
 /// An owned summary of one parse outcome, comparable across buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +36,13 @@ enum Event {
         target: Vec<u8>,
         version: Version,
         content_length: usize,
+        chunked: bool,
         keep_alive: bool,
         expect_continue: bool,
         header_count: usize,
     },
+    /// A chunked body ended, with this many bytes of data.
+    BodyEnd(usize),
     Error(HttpError),
 }
 
@@ -47,6 +53,7 @@ fn event(r: &Request<'_>) -> Event {
         target: r.target.to_vec(),
         version: r.version,
         content_length: r.content_length,
+        chunked: r.chunked,
         keep_alive: r.keep_alive(),
         expect_continue: r.expect_continue,
         header_count: r.header_count,
@@ -110,6 +117,10 @@ fn check_one(data: &[u8]) -> (Result<Option<(Event, usize)>, HttpError>, u64) {
             if r.conn_close && r.conn_keep_alive {
                 f |= 1 << 24;
             }
+            if r.chunked {
+                assert_eq!(r.content_length, 0);
+                f |= 1 << 28;
+            }
             if used < data.len() {
                 f |= 1 << 25;
             }
@@ -150,12 +161,14 @@ fn splits(len: usize, near: usize) -> Vec<usize> {
 }
 
 /// Decodes `chunks` as one connection's byte stream, as the server does:
-/// heads, then `Content-Length` bytes skipped; stops after an error or a
-/// request that does not keep the connection alive.
+/// heads, then `Content-Length` bytes skipped or a chunked body decoded;
+/// stops after an error or a request that does not keep the connection
+/// alive. A chunked body's end is an event of its own.
 fn decode(chunks: &[&[u8]]) -> Vec<Event> {
     let mut events = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     let mut skip = 0usize;
+    let mut chunked: Option<(Chunked, bool)> = None;
     for chunk in chunks {
         buf.extend_from_slice(chunk);
         let mut pos = 0;
@@ -168,6 +181,29 @@ fn decode(chunks: &[&[u8]]) -> Vec<Event> {
                     break;
                 }
             }
+            if let Some((dec, ka)) = &mut chunked {
+                match dec.feed(&buf[pos..]) {
+                    Ok(used) => {
+                        assert!(used <= buf.len() - pos);
+                        assert!(dec.data_len() <= MAX_BODY);
+                        pos += used;
+                        if !dec.is_done() {
+                            assert!(buf.len() - pos < MAX_HEAD, "a stuck chunked decoder");
+                            break;
+                        }
+                        events.push(Event::BodyEnd(dec.data_len()));
+                        let ka = *ka;
+                        chunked = None;
+                        if !ka {
+                            return events;
+                        }
+                    }
+                    Err(e) => {
+                        events.push(Event::Error(e));
+                        return events;
+                    }
+                }
+            }
             if pos >= buf.len() {
                 break;
             }
@@ -178,7 +214,9 @@ fn decode(chunks: &[&[u8]]) -> Vec<Event> {
                     skip = r.content_length;
                     let ka = r.keep_alive();
                     events.push(event(&r));
-                    if !ka {
+                    if r.chunked {
+                        chunked = Some((Chunked::new(), ka));
+                    } else if !ka {
                         return events;
                     }
                 }
@@ -223,6 +261,9 @@ pub fn run(data: &[u8]) -> u64 {
     }
     if whole.len() > 3 {
         features |= 1 << 27;
+    }
+    if whole.iter().any(|e| matches!(e, Event::BodyEnd(_))) {
+        features |= 1 << 29;
     }
     for k in splits(data.len(), near) {
         let split = decode(&[&data[..k], &data[k..]]);

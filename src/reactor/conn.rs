@@ -160,6 +160,20 @@ impl Conn {
         self.output.len()
     }
 
+    /// Whether a callback's small writes may go straight into the shared
+    /// out-scratch (`Context`'s `batching`): connected, not closing or shut
+    /// down for writing, nothing queued.
+    #[inline]
+    pub(crate) fn may_batch(&self) -> bool {
+        !self.flags.any(
+            Flags::CLOSED
+                | Flags::CLOSE_REQ
+                | Flags::SHUT_WR_REQ
+                | Flags::WR_SHUT
+                | Flags::CONNECTING,
+        ) && self.output.is_empty()
+    }
+
     /// Buffered input is owed a new delivery and nothing stops it.
     pub(crate) fn may_redeliver(&self) -> bool {
         self.flags.contains(Flags::REDELIVER)
@@ -183,37 +197,30 @@ impl Conn {
 
 impl Core {
     /// An epoll event for a connection.
-    pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready) {
-        let Some(c) = self.conn_mut(tok) else { return };
-        if c.flags.contains(Flags::CLOSED) {
-            return; // closed earlier in this batch: the event is stale
-        }
-        if c.flags.contains(Flags::CONNECTING) {
+    pub(crate) fn conn_event(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
+        let Some(mut c) = self.conn_mut(tok) else {
+            return;
+        };
+        if c.flags.any(Flags::CLOSED | Flags::CONNECTING) {
+            if c.flags.contains(Flags::CLOSED) {
+                return; // closed earlier in this batch: the event is stale
+            }
             if ready.is_writable() || ready.is_error() || ready.is_hup() {
                 self.finish_connect(tok);
             }
-            let Some(c) = self.conn_mut(tok) else { return };
-            if c.flags.any(Flags::CONNECTING | Flags::CLOSED) {
+            let Some(again) = self.conn_mut(tok) else {
+                return;
+            };
+            if again.flags.any(Flags::CONNECTING | Flags::CLOSED) {
                 return;
             }
+            c = again;
         }
-        let c = match self.conn_mut(tok) {
-            Some(c) => c,
-            None => return,
-        };
-        if ready.is_read_closed() {
-            c.flags.insert(Flags::RDHUP);
+        c.flags.insert(readiness_flags(ready));
+        if (ready.is_writable() || ready.is_error()) && !c.output.is_empty() {
+            self.flush_output(tok);
         }
-        if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
-            c.flags.insert(Flags::READABLE);
-        }
-        if ready.is_writable() || ready.is_error() {
-            c.flags.insert(Flags::WRITABLE);
-            if !c.output.is_empty() {
-                self.flush_output(tok);
-            }
-        }
-        self.read_ready(tok);
+        self.read_ready(tok, scratch_in);
     }
 
     /// The writability that ends a non-blocking connect: SO_ERROR says how.
@@ -240,11 +247,13 @@ impl Core {
 
     /// Reads while the connection is readable and may read, at most
     /// `READS_PER_TURN` times, delivering each chunk to the handler.
-    pub(crate) fn read_ready(&mut self, tok: Token) {
+    ///
+    /// `scratch_in` is the loop's shared read buffer (64 KiB, kept outside
+    /// `Core` so that a handler can be given it without moving it).
+    pub(crate) fn read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
         for _ in 0..READS_PER_TURN {
             let Core {
                 entries,
-                scratch_in,
                 now,
                 stats,
                 ..
@@ -257,7 +266,7 @@ impl Core {
             }
             #[cfg(feature = "tls")]
             if c.tls.is_some() {
-                return self.tls_read_ready(tok);
+                return self.tls_read_ready(tok, scratch_in);
             }
             // Empty input buffer: read into the loop's shared 64 KiB buffer,
             // so a connection holds no buffer of its own between messages.
@@ -265,10 +274,10 @@ impl Core {
             let from_scratch = c.input.is_empty();
             let outcome = if from_scratch {
                 // The shared buffer was sized to READ_CHUNK at start and is
-                // only ever cleared: its spare room is the whole chunk.
+                // only ever cleared (deliver_scratch restores it if a
+                // handler replaced it): its spare room is the whole chunk.
                 scratch_in.clear();
                 let space = scratch_in.spare();
-                debug_assert_eq!(space.len(), READ_CHUNK);
                 let want = space.len();
                 match sys::io::read(c.fd.as_fd(), space) {
                     Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
@@ -308,13 +317,36 @@ impl Core {
                         // Closing: discard what still arrives.
                         c.input.release();
                         scratch_in.clear();
+                    } else if let Some(handler) = c.handler.take() {
+                        // Taken here, with the connection in hand (may_read:
+                        // it is open), rather than found again.
+                        let batching = c.may_batch();
+                        if from_scratch {
+                            self.deliver_scratch(tok, scratch_in, handler, batching);
+                        } else {
+                            c.flags.remove(Flags::REDELIVER); // delivered now
+                            let input = std::mem::take(&mut c.input);
+                            self.deliver_own(tok, input, handler, batching);
+                        }
                     } else {
-                        self.deliver(tok, from_scratch);
+                        // No handler to call (inside its own callback: not
+                        // on this path, but keep the bytes as deliver would).
+                        let kept = !from_scratch || c.input.extend(scratch_in.as_slice()).is_ok();
+                        scratch_in.clear();
+                        if !kept {
+                            self.abort_with(tok, CloseReason::InputLimit);
+                            return;
+                        }
                     }
                     if eof_next {
                         // EPOLLRDHUP and a short read: the FIN is next; no
                         // need to spend a read to see the 0.
                         self.peer_fin(tok);
+                        return;
+                    }
+                    if drained {
+                        // Not READABLE any more (only an event sets it
+                        // again): the next round would stop; stop here.
                         return;
                     }
                 }
@@ -357,43 +389,62 @@ impl Core {
         }
     }
 
-    /// Hands the input to the handler. Bytes it leaves unconsumed move
-    /// into (or stay in) the connection's own buffer.
-    #[inline(always)] // on the hot path (read_ready): keep it inlined there
-    pub(crate) fn deliver(&mut self, tok: Token, from_scratch: bool) {
-        let mut input = if from_scratch {
-            std::mem::take(&mut self.scratch_in)
-        } else {
-            match self.conn_mut(tok) {
-                Some(c) => {
-                    c.flags.remove(Flags::REDELIVER); // delivered now
-                    std::mem::take(&mut c.input)
-                }
-                None => return,
-            }
-        };
-        self.with_handler(tok, |h, ctx| h.on_data(ctx, &mut input));
-        if from_scratch {
-            let leftover = if input.is_empty() {
-                Ok(())
-            } else {
-                match self.conn_mut(tok) {
-                    Some(c) => c.input.extend(input.as_slice()),
-                    None => Ok(()),
-                }
+    /// Hands what the shared read buffer holds to the handler (`handler`,
+    /// taken from the connection). Bytes it leaves unconsumed move into the
+    /// connection's own buffer; the shared one is left empty (and whole:
+    /// see below).
+    fn deliver_scratch(
+        &mut self,
+        tok: Token,
+        input: &mut Buffer,
+        handler: Box<dyn Handler>,
+        batching: bool,
+    ) {
+        self.run_handler(tok, handler, batching, |h, ctx| h.on_data(ctx, input));
+        let kept = input.is_empty()
+            || match self.conn_mut(tok) {
+                Some(c) => c.input.extend(input.as_slice()).is_ok(),
+                None => true,
             };
-            input.clear();
-            if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
-                // The handler replaced or resized the buffer it was lent
-                // (`mem::take(input)`, say): the next read must still get
-                // the whole chunk, never a 0-byte read that looks like EOF.
-                input = shared_read_buffer();
-            }
-            self.scratch_in = input;
-            if leftover.is_err() {
-                self.abort_with(tok, CloseReason::InputLimit);
-            }
-        } else if let Some(c) = self.conn_mut(tok) {
+        input.clear();
+        if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
+            // The handler replaced or resized the buffer it was lent
+            // (`mem::take(input)`, say): the next read must still get the
+            // whole chunk, never a 0-byte read that looks like EOF.
+            *input = shared_read_buffer();
+        }
+        if !kept {
+            self.abort_with(tok, CloseReason::InputLimit);
+        }
+    }
+
+    /// Delivers the connection's buffered input again (resumed with input
+    /// buffered: `resume_reading`), as the read path delivers its own.
+    pub(crate) fn redeliver(&mut self, tok: Token) {
+        let Some(c) = self.conn_mut(tok) else { return };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let Some(handler) = c.handler.take() else {
+            return;
+        };
+        c.flags.remove(Flags::REDELIVER); // delivered now
+        let batching = c.may_batch();
+        let input = std::mem::take(&mut c.input);
+        self.deliver_own(tok, input, handler, batching);
+    }
+
+    /// Hands the connection's own input buffer (taken out of it) to the
+    /// handler, and puts it back.
+    fn deliver_own(
+        &mut self,
+        tok: Token,
+        mut input: Buffer,
+        handler: Box<dyn Handler>,
+        batching: bool,
+    ) {
+        self.run_handler(tok, handler, batching, |h, ctx| h.on_data(ctx, &mut input));
+        if let Some(c) = self.conn_mut(tok) {
             let over = input.len() > input.max();
             if input.is_empty() {
                 input.release(); // drained: an idle connection holds nothing
@@ -405,10 +456,114 @@ impl Core {
             }
         }
     }
+}
 
+impl Conn {
+    /// Sends a top-level callback's batch on the hot path: a writable
+    /// connection with nothing queued and no close or half-close asked for
+    /// sends it in one call, straight from the scratch; when the kernel
+    /// takes all of it there is nothing else to do (check_state would find
+    /// no queue and no request). `General`: `after_callback` must run (the
+    /// rest of a short send is left in the scratch for it to queue, and
+    /// WRITABLE cleared so that it does not offer it again).
+    #[inline(always)]
+    pub(crate) fn send_batch(
+        &mut self,
+        scratch_out: &mut Buffer,
+        now: u64,
+        stats: &mut crate::reactor::stats::LoopStats,
+    ) -> Batch {
+        let f = self.flags;
+        if f.any(
+            Flags::CLOSED
+                | Flags::CONNECTING
+                | Flags::CLOSE_REQ
+                | Flags::SHUT_WR_REQ
+                | Flags::WR_SHUT
+                | Flags::NOTIFY_WRITABLE,
+        ) || !self.output.is_empty()
+        {
+            return Batch::General;
+        }
+        let batch = scratch_out.as_slice();
+        if batch.is_empty() {
+            return Batch::Done;
+        }
+        // A TLS connection's plaintext must go through its session (the
+        // general path encrypts it): plain connections pay this branch.
+        if !f.contains(Flags::WRITABLE) || !self.is_plain() {
+            return Batch::General;
+        }
+        match sys::io::send(self.fd.as_fd(), batch) {
+            Ok(n) => {
+                stats.bytes_out += n as u64;
+                self.last_active = now;
+                if n == batch.len() {
+                    scratch_out.clear();
+                    return Batch::Done;
+                }
+                self.flags.remove(Flags::WRITABLE);
+                scratch_out.consume(n);
+                Batch::General
+            }
+            Err(e) => match IoStatus::from_error(e) {
+                IoStatus::WouldBlock => {
+                    self.flags.remove(Flags::WRITABLE);
+                    Batch::General
+                }
+                status => {
+                    scratch_out.clear();
+                    Batch::Failed(status)
+                }
+            },
+        }
+    }
+}
+
+/// What [`Conn::send_batch`] did.
+pub(crate) enum Batch {
+    /// Sent (or nothing to send): nothing else to do.
+    Done,
+    /// `after_callback` must queue the rest or apply what was asked.
+    General,
+    /// The send failed: close with this status.
+    Failed(IoStatus),
+}
+
+/// The flags an epoll event sets.
+#[inline]
+pub(crate) fn readiness_flags(ready: Ready) -> Flags {
+    let mut f = Flags::default();
+    if ready.is_read_closed() {
+        f.insert(Flags::RDHUP);
+    }
+    if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+        f.insert(Flags::READABLE);
+    }
+    if ready.is_writable() || ready.is_error() {
+        f.insert(Flags::WRITABLE);
+    }
+    f
+}
+
+impl Core {
     /// After any callback on `tok`: send what it wrote (one send for all of
     /// it), queue the rest, apply backpressure and pending closes.
     pub(crate) fn after_callback(&mut self, tok: Token) {
+        let Core {
+            entries,
+            scratch_out,
+            now,
+            stats,
+            ..
+        } = self;
+        if let Some(Entry::Conn(c)) = entries.get_mut(tok) {
+            match c.send_batch(scratch_out, *now, stats) {
+                Batch::Done => return,
+                Batch::Failed(status) => return self.write_failed(tok, status),
+                Batch::General => {}
+            }
+        }
         if !self.scratch_out.is_empty() {
             let mut out = std::mem::take(&mut self.scratch_out);
             // A failure has closed the connection; the handler hears of it
@@ -432,46 +587,7 @@ impl Core {
     /// (the connection is then aborted with `OutputLimit`); `BrokenPipe`
     /// when the connection is closed or the send failed (it is then closed
     /// with the send's reason).
-    #[inline]
     pub(crate) fn send_or_queue(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
-        // The hot path, kept small so it inlines: the end of a callback,
-        // its batch, nothing queued, the socket writable.
-        if data.is_empty() {
-            let now = self.now;
-            if let Some(Entry::Conn(c)) = self.entries.get_mut(tok) {
-                // (CLOSED and CONNECTING connections are never WRITABLE;
-                // a TLS connection's plaintext must go through its session.)
-                if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) && c.is_plain() {
-                    match sys::io::send(c.fd.as_fd(), head) {
-                        Ok(n) => {
-                            self.stats.bytes_out += n as u64;
-                            c.last_active = now;
-                            if n == head.len() {
-                                return Ok(());
-                            }
-                            c.flags.remove(Flags::WRITABLE);
-                            return self.send_or_queue_slow(tok, &head[n..], &[]);
-                        }
-                        Err(e) => match IoStatus::from_error(e) {
-                            IoStatus::WouldBlock => {
-                                c.flags.remove(Flags::WRITABLE);
-                                return self.send_or_queue_slow(tok, head, &[]);
-                            }
-                            status => {
-                                self.write_failed(tok, status);
-                                return Err(closing_error());
-                            }
-                        },
-                    }
-                }
-            }
-        }
-        self.send_or_queue_slow(tok, head, data)
-    }
-
-    /// [`Core::send_or_queue`] in general: queued output, a batch and a
-    /// write at once (sendmsg), the last-chance send, the limit.
-    fn send_or_queue_slow(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
         let now = self.now;
         let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
             return Err(io::ErrorKind::NotConnected.into());
@@ -588,7 +704,7 @@ impl Core {
         }
     }
 
-    fn write_failed(&mut self, tok: Token, status: IoStatus) {
+    pub(crate) fn write_failed(&mut self, tok: Token, status: IoStatus) {
         let reason = match status {
             IoStatus::Reset => CloseReason::Reset,
             IoStatus::BrokenPipe => CloseReason::BrokenPipe,
@@ -678,15 +794,15 @@ impl Core {
             return;
         }
         if c.flags.contains(Flags::NOTIFY_WRITABLE)
-            && !c.flags.contains(Flags::IN_DRAIN)
             && c.output.len() <= self.profiles[c.profile as usize].config.low_water
         {
             // Asked for and already true: on_drain from the drain list, not
-            // from inside whatever callback just returned (push_drain,
-            // without a second lookup).
-            c.flags.insert(Flags::IN_DRAIN);
-            self.drains.push(tok);
+            // from inside whatever callback just returned.
+            self.push_drain(tok);
         }
+        let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
+            return;
+        };
         if !c.output.is_empty() {
             if c.output.len() > self.profiles[c.profile as usize].config.high_water {
                 c.flags.insert(Flags::HW_PAUSED);

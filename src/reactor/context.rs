@@ -1,6 +1,6 @@
 //! [`Context`]: what a handler can do, from inside a callback.
 
-use crate::reactor::conn::Flags;
+use crate::reactor::conn::{Flags, DIRECT_WRITE, OUT_BATCH};
 use crate::reactor::event_loop::{Core, TimerTask};
 use crate::reactor::handler::{ConnId, Handler};
 use crate::reactor::stats::LoopStats;
@@ -21,11 +21,34 @@ use std::time::Duration;
 pub struct Context<'a> {
     pub(crate) core: &'a mut Core,
     pub(crate) current: Option<Token>,
+    /// The current connection's small writes may go straight into the
+    /// shared out-scratch without looking it up: when the callback began it
+    /// was connected, not closing or shut down for writing, and had nothing
+    /// queued, and no method of this context has run since that could
+    /// change that (each of them clears this; only the batching path of
+    /// [`Context::write`] keeps it). False: `write` takes the general path
+    /// (`Core::write_for`), which checks everything.
+    batching: bool,
 }
 
 impl<'a> Context<'a> {
     pub(crate) fn new(core: &'a mut Core, current: Option<Token>) -> Context<'a> {
-        Context { core, current }
+        Context {
+            core,
+            current,
+            batching: false,
+        }
+    }
+
+    /// A context for a callback of `tok`; `batching` as the field says
+    /// (decided by the caller from the connection's state).
+    #[inline]
+    pub(crate) fn for_conn(core: &'a mut Core, tok: Token, batching: bool) -> Context<'a> {
+        Context {
+            core,
+            current: Some(tok),
+            batching,
+        }
     }
 
     /// This connection's id; `None` in loop-level callbacks (posted tasks,
@@ -56,7 +79,18 @@ impl<'a> Context<'a> {
     /// offered only when the callback returns, so the limit can also trip
     /// then (`on_close` says so); `NotConnected` outside a connection
     /// callback.
+    #[inline]
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if self.batching
+            && data.len() < DIRECT_WRITE
+            && self.core.scratch_out.len() + data.len() <= OUT_BATCH
+        {
+            // The hot path: what write_for would do for a quiet current
+            // connection, without finding it again.
+            let _ = self.core.scratch_out.extend(data);
+            return Ok(());
+        }
+        self.batching = false;
         let tok = self.this()?;
         self.core.write_for(self.current, tok, data)
     }
@@ -67,6 +101,7 @@ impl<'a> Context<'a> {
     /// # Errors
     /// As [`Context::write`]; `NotConnected` for a closed id.
     pub fn write_to(&mut self, id: ConnId, data: &[u8]) -> io::Result<()> {
+        self.batching = false;
         self.core.write_for(self.current, id.0, data)
     }
 
@@ -95,6 +130,7 @@ impl<'a> Context<'a> {
     /// Closes this connection gracefully: flush the output, send FIN, wait
     /// (bounded) for the peer's FIN, close. Later writes fail.
     pub fn close(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.core.request_close(t);
         }
@@ -102,11 +138,13 @@ impl<'a> Context<'a> {
 
     /// Closes connection `id` gracefully; see [`Context::close`].
     pub fn close_conn(&mut self, id: ConnId) {
+        self.batching = false;
         self.core.request_close(id.0);
     }
 
     /// Aborts this connection: RST, queued output discarded.
     pub fn abort(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.core.abort(t);
         }
@@ -114,12 +152,14 @@ impl<'a> Context<'a> {
 
     /// Aborts connection `id`; see [`Context::abort`].
     pub fn abort_conn(&mut self, id: ConnId) {
+        self.batching = false;
         self.core.abort(id.0);
     }
 
     /// Half-closes this connection: after the output is flushed, send FIN
     /// (`shutdown(SHUT_WR)`) but keep reading.
     pub fn shutdown_write(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.shutdown_write_conn(ConnId(t));
         }
@@ -127,6 +167,7 @@ impl<'a> Context<'a> {
 
     /// Half-closes connection `id`; see [`Context::shutdown_write`].
     pub fn shutdown_write_conn(&mut self, id: ConnId) {
+        self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
             c.flags.insert(Flags::SHUT_WR_REQ);
         }
@@ -145,6 +186,7 @@ impl<'a> Context<'a> {
     /// Stops reading from this connection (backpressure); bytes stay in the
     /// kernel buffer, and the peer is eventually flow-controlled by TCP.
     pub fn pause_reading(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.pause_reading_of(ConnId(t));
         }
@@ -152,6 +194,7 @@ impl<'a> Context<'a> {
 
     /// Stops reading from connection `id`.
     pub fn pause_reading_of(&mut self, id: ConnId) {
+        self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
             c.flags.insert(Flags::USER_PAUSED);
         }
@@ -160,6 +203,7 @@ impl<'a> Context<'a> {
     /// Resumes reading from this connection; see
     /// [`Context::resume_reading_of`].
     pub fn resume_reading(&mut self) {
+        self.batching = false;
         if let Some(t) = self.current {
             self.resume_reading_of(ConnId(t));
         }
@@ -175,6 +219,7 @@ impl<'a> Context<'a> {
     /// up by resuming (in `on_drain`, say). Resuming a connection that is
     /// not paused changes nothing.
     pub fn resume_reading_of(&mut self, id: ConnId) {
+        self.batching = false;
         if let Some(c) = self.core.conn_mut(id.0) {
             if c.flags.contains(Flags::USER_PAUSED) {
                 c.flags.remove(Flags::USER_PAUSED);
@@ -255,6 +300,7 @@ impl<'a> Context<'a> {
         timeout: Option<Duration>,
         handler: Box<dyn Handler>,
     ) -> io::Result<ConnId> {
+        self.batching = false;
         self.core
             .connect(addr, timeout, handler)
             .map(ConnId)
@@ -268,6 +314,7 @@ impl<'a> Context<'a> {
         timeout: Option<Duration>,
         handler: Box<dyn Handler>,
     ) -> Result<ConnId, (io::Error, Box<dyn Handler>)> {
+        self.batching = false;
         self.core.connect(addr, timeout, handler).map(ConnId)
     }
 
@@ -281,6 +328,7 @@ impl<'a> Context<'a> {
         stream: S,
         handler: Box<dyn Handler>,
     ) -> io::Result<ConnId> {
+        self.batching = false;
         let fd: OwnedFd = stream.into();
         sys::fd::set_nonblocking(fd.as_fd(), true)?;
         self.core
@@ -400,11 +448,13 @@ impl<'a> Context<'a> {
     /// Serves `fd`, a connection another thread accepted for this loop,
     /// with inbox `inbox`'s factory and config.
     pub(crate) fn accept_handed(&mut self, inbox: usize, fd: OwnedFd) {
+        self.batching = false;
         self.core.accept_handed(inbox, fd);
     }
 
     /// Makes `run()` return after this turn; connections stay open.
     pub fn stop(&mut self) {
+        self.batching = false;
         self.core.stop = true;
     }
 
@@ -412,6 +462,7 @@ impl<'a> Context<'a> {
     /// flushing its output, abort what is left after `grace`; `run()`
     /// returns once no connection remains.
     pub fn shutdown(&mut self, grace: Duration) {
+        self.batching = false;
         self.core.begin_shutdown(grace);
     }
 }

@@ -105,8 +105,10 @@ pub(crate) struct Core {
     /// Connections owed an `on_drain` outside their own callbacks.
     pub(crate) drains: Vec<Token>,
     pub(crate) closing: Vec<(Token, CloseReason)>,
-    pub(crate) scratch_in: Buffer,
     pub(crate) scratch_out: Buffer,
+    /// A read buffer for the reads a shutdown makes (see
+    /// `shutdown_conn`); empty until the first.
+    pub(crate) shutdown_in: Buffer,
     pub(crate) profiles: Vec<Profile>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conns: usize,
@@ -160,6 +162,11 @@ pub(crate) struct Core {
 /// ```
 pub struct EventLoop {
     core: Core,
+    /// The shared read buffer (64 KiB): each read of a connection with no
+    /// buffered input lands here and is handed to the handler in place.
+    /// Outside `Core` so that the handler can borrow it while its context
+    /// borrows the core.
+    scratch_in: Buffer,
 }
 
 impl EventLoop {
@@ -195,8 +202,8 @@ impl EventLoop {
                 ready: Vec::new(),
                 drains: Vec::new(),
                 closing: Vec::new(),
-                scratch_in,
                 scratch_out: Buffer::with_max(usize::MAX),
+                shutdown_in: Buffer::new(),
                 profiles: vec![Profile {
                     config: ConnConfig::default(),
                     live: 0,
@@ -214,6 +221,7 @@ impl EventLoop {
                 inboxes: Vec::new(),
                 siblings: None,
             },
+            scratch_in,
         })
     }
 
@@ -490,7 +498,7 @@ impl EventLoop {
 
     /// One turn of the loop; `core.now` must be current.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        let core = &mut self.core;
+        let EventLoop { core, scratch_in } = self;
         let timeout_ms: i32 = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
             0
         } else {
@@ -511,9 +519,9 @@ impl EventLoop {
         core.now = core.clock.now_ms();
         for i in 0..n {
             let (tok, ready) = core.poller.event(i);
-            core.dispatch(tok, ready);
+            core.dispatch(tok, ready, scratch_in);
         }
-        core.serve_ready_list();
+        core.serve_ready_list(scratch_in);
         core.serve_drains();
         core.fire_timers();
         core.reap();
@@ -539,9 +547,22 @@ impl EventLoop {
 
 impl Core {
     /// Routes one epoll event to whatever its token names.
-    fn dispatch(&mut self, tok: Token, ready: Ready) {
-        match self.entries.get(tok) {
-            Some(Entry::Conn(_)) => self.conn_event(tok, ready),
+    fn dispatch(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
+        match self.entries.get_mut(tok) {
+            Some(Entry::Conn(c)) => {
+                // The hot path, with the connection found once: a connected
+                // connection that is readable, or writable with nothing
+                // queued, only needs its flags set before the reads.
+                // Connecting, closed, or output waiting for EPOLLOUT: the
+                // general path.
+                if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
+                    || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
+                {
+                    return self.conn_event(tok, ready, scratch_in);
+                }
+                c.flags.insert(crate::reactor::conn::readiness_flags(ready));
+                self.read_ready(tok, scratch_in);
+            }
             Some(Entry::Listener(_)) => self.accept_ready(tok),
             Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
             Some(Entry::Waker) => self.run_posted(),
@@ -581,7 +602,10 @@ impl Core {
             .insert(Entry::Watched(Some(Box::new(Watch { source, callback })))))
     }
 
-    fn serve_ready_list(&mut self) {
+    fn serve_ready_list(&mut self, scratch_in: &mut Buffer) {
+        if self.ready.is_empty() {
+            return; // the usual turn: no swap of the list
+        }
         // Entries pushed while serving wait for the next turn (timeout 0).
         let list = std::mem::take(&mut self.ready);
         for tok in list {
@@ -595,9 +619,9 @@ impl Core {
                     }
                     if redeliver {
                         // Resumed with input buffered: on_data sees it again.
-                        self.deliver(tok, false);
+                        self.redeliver(tok);
                     }
-                    self.read_ready(tok);
+                    self.read_ready(tok, scratch_in);
                 }
                 Some(Entry::Listener(_)) => self.accept_ready(tok),
                 _ => {}
@@ -624,6 +648,9 @@ impl Core {
     }
 
     fn fire_timers(&mut self) {
+        if !self.timers.may_be_due(self.now) {
+            return; // the usual turn: one comparison with the earliest deadline
+        }
         while let Some((id, task)) = self.timers.pop_expired(self.now) {
             match task {
                 TimerTask::Idle(tok) => self.idle_check(tok),
@@ -753,9 +780,17 @@ impl Core {
             return self.request_close(tok);
         }
         if !c.flags.contains(Flags::CONNECTING) {
-            // At worst one read that finds nothing (EAGAIN).
+            // At worst one read that finds nothing (EAGAIN). This may run
+            // inside another connection's callback (ctx.shutdown()), which
+            // holds the loop's shared read buffer: read into a second one,
+            // kept for the rest of the shutdown.
             c.flags.insert(Flags::READABLE);
-            self.read_ready(tok);
+            let mut buf = std::mem::take(&mut self.shutdown_in);
+            if buf.capacity() != READ_CHUNK || buf.max() != READ_CHUNK {
+                buf = crate::reactor::conn::shared_read_buffer();
+            }
+            self.read_ready(tok, &mut buf);
+            self.shutdown_in = buf;
         }
         if self
             .conn(tok)
@@ -906,9 +941,27 @@ impl Core {
         if conn.flags.contains(Flags::CLOSED) {
             return;
         }
-        let Some(mut handler) = conn.handler.take() else {
+        let Some(handler) = conn.handler.take() else {
             return;
         };
+        // Context::write may batch without a lookup (see its `batching`).
+        let batching = conn.may_batch();
+        self.run_handler(tok, handler, batching, f);
+    }
+
+    /// [`Core::with_handler`] for a caller that has taken the handler out
+    /// of its (open) connection itself and decided `batching` with
+    /// `Conn::may_batch`: the read path, which holds the connection.
+    #[inline]
+    pub(crate) fn run_handler<F>(
+        &mut self,
+        tok: Token,
+        mut handler: Box<dyn Handler>,
+        batching: bool,
+        f: F,
+    ) where
+        F: FnOnce(&mut dyn Handler, &mut Context<'_>),
+    {
         let outer = self.in_callback.replace(tok);
         // A callback inside another (on_open of a stream adopted from a
         // handler) must not mix its writes with the outer one's.
@@ -916,13 +969,34 @@ impl Core {
         // A panicking handler ends its own connection, not the loop. What
         // the callback borrowed from the loop is restored below whichever
         // way it returns: `in_callback`, the handler, the out-scratch (and
-        // the in-scratch, which `deliver` holds across this call).
+        // the in-scratch, lent to on_data in place: deliver_scratch makes
+        // it whole again if the handler replaced it).
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
-            f(&mut *handler, &mut Context::new(self, Some(tok)))
+            f(&mut *handler, &mut Context::for_conn(self, tok, batching))
         }));
         self.in_callback = outer;
-        if let Some(conn) = self.conn_mut(tok) {
+        // Connections leave the slab only in reap, after every callback of
+        // the turn, so this finds the same connection.
+        let Core {
+            entries,
+            scratch_out,
+            now,
+            stats,
+            ..
+        } = self;
+        if let Some(Entry::Conn(conn)) = entries.get_mut(tok) {
             conn.handler = Some(handler);
+            if res.is_ok() && outer_out.is_none() {
+                // The end of a top-level callback: the batch goes out here,
+                // with the lookup just made, when nothing else is asked.
+                match conn.send_batch(scratch_out, *now, stats) {
+                    crate::reactor::conn::Batch::Done => return,
+                    crate::reactor::conn::Batch::Failed(status) => {
+                        return self.write_failed(tok, status)
+                    }
+                    crate::reactor::conn::Batch::General => {}
+                }
+            }
         }
         match res {
             Ok(()) => self.after_callback(tok),

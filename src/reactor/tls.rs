@@ -294,14 +294,9 @@ impl Core {
     /// over here): read records until the socket is drained or the
     /// fairness cap, deliver the plaintext, flush what the session wants
     /// to send after every read, run `on_open` once the handshake is done.
-    pub(crate) fn tls_read_ready(&mut self, tok: Token) {
+    pub(crate) fn tls_read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
         for _ in 0..READS_PER_TURN {
-            let Core {
-                entries,
-                scratch_in,
-                now,
-                ..
-            } = self;
+            let Core { entries, now, .. } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
                 return;
             };

@@ -16,6 +16,7 @@ pub const MAX_IOV: usize = 1024;
 /// # Errors
 /// EAGAIN/EWOULDBLOCK (`ErrorKind::WouldBlock`) when a non-blocking fd has
 /// no data; ECONNRESET; any other errno of `read`.
+#[inline]
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let len = fault::limit(Op::Read, fd, buf.len())?;
     // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
@@ -62,7 +63,7 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
 /// connection; EPIPE when writing after our shutdown or after a reset was
 /// already reported; ENOTSOCK when `fd` is not a socket.
 // `inline(always)`: with `--features tls` the hot path's caller
-// (`send_or_queue`) grows by the TLS check and LLVM stopped inlining this
+// (the end-of-callback send) grows by the TLS check and LLVM stopped inlining this
 // at plain `#[inline]` (+37 instructions per echo round trip, callgrind).
 #[inline(always)]
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
