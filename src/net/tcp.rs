@@ -206,10 +206,9 @@ impl std::os::fd::FromRawFd for TcpListener {
     /// Takes ownership of `fd`, which must be an open socket of the right
     /// kind owned by nobody else.
     unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
-        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
-        // owned by nobody else, which is all `OwnedFd` needs. (The one
-        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
-        TcpListener::from(unsafe { OwnedFd::from_raw_fd(fd) })
+        // The caller's promise is `sys::fd::adopt_raw`'s contract; the
+        // trait's `unsafe fn` is the one `unsafe` allowed outside `sys`.
+        TcpListener::from(crate::sys::fd::adopt_raw(fd))
     }
 }
 
@@ -217,9 +216,8 @@ impl std::os::fd::FromRawFd for TcpStream {
     /// Takes ownership of `fd`, which must be an open socket of the right
     /// kind owned by nobody else.
     unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
-        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
-        // owned by nobody else, which is all `OwnedFd` needs. (The one
-        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
-        TcpStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+        // The caller's promise is `sys::fd::adopt_raw`'s contract; the
+        // trait's `unsafe fn` is the one `unsafe` allowed outside `sys`.
+        TcpStream::from(crate::sys::fd::adopt_raw(fd))
     }
 }

@@ -586,10 +586,9 @@ impl std::os::fd::FromRawFd for UnixListener {
     /// Takes ownership of `fd`, which must be an open socket of the right
     /// kind owned by nobody else.
     unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
-        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
-        // owned by nobody else, which is all `OwnedFd` needs. (The one
-        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
-        UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) })
+        // The caller's promise is `sys::fd::adopt_raw`'s contract; the
+        // trait's `unsafe fn` is the one `unsafe` allowed outside `sys`.
+        UnixListener::from(crate::sys::fd::adopt_raw(fd))
     }
 }
 
@@ -597,10 +596,9 @@ impl std::os::fd::FromRawFd for UnixDatagram {
     /// Takes ownership of `fd`, which must be an open socket of the right
     /// kind owned by nobody else.
     unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
-        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
-        // owned by nobody else, which is all `OwnedFd` needs. (The one
-        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
-        UnixDatagram::from(unsafe { OwnedFd::from_raw_fd(fd) })
+        // The caller's promise is `sys::fd::adopt_raw`'s contract; the
+        // trait's `unsafe fn` is the one `unsafe` allowed outside `sys`.
+        UnixDatagram::from(crate::sys::fd::adopt_raw(fd))
     }
 }
 
@@ -608,9 +606,8 @@ impl std::os::fd::FromRawFd for UnixStream {
     /// Takes ownership of `fd`, which must be an open socket of the right
     /// kind owned by nobody else.
     unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
-        // SAFETY: the caller of `from_raw_fd` promises that `fd` is open and
-        // owned by nobody else, which is all `OwnedFd` needs. (The one
-        // `unsafe` allowed outside `sys`: the trait's method is `unsafe fn`.)
-        UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+        // The caller's promise is `sys::fd::adopt_raw`'s contract; the
+        // trait's `unsafe fn` is the one `unsafe` allowed outside `sys`.
+        UnixStream::from(crate::sys::fd::adopt_raw(fd))
     }
 }

@@ -13,6 +13,19 @@ pub(crate) fn owned(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// Takes ownership of a raw descriptor handed in from outside (the body of
+/// every `FromRawFd::from_raw_fd` in `net/`, so that the `unsafe` block
+/// itself stays in `sys`).
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else: the returned `OwnedFd`
+/// closes it when dropped.
+pub unsafe fn adopt_raw(fd: RawFd) -> OwnedFd {
+    // SAFETY: the caller promises that `fd` is open and owned by nobody
+    // else, which is all `OwnedFd` needs.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
 /// Sets or clears `O_NONBLOCK` on `fd` (`fcntl(F_GETFL)` then `F_SETFL`).
 ///
 /// `O_NONBLOCK`, not the old `O_NDELAY`: with `O_NDELAY` some systems make a
