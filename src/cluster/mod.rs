@@ -249,7 +249,10 @@ impl Cluster {
     /// number). With [`Balance::Reuseport`] and no more loops than CPUs, it
     /// also attaches the CBPF program that sends each connection to the
     /// loop of the CPU that received it. With one loop, that loop is the
-    /// caller's thread, which stays pinned after `run`. Default off.
+    /// caller's thread, which stays pinned after `run`. Call it before
+    /// [`Cluster::listen`] so that the program steers from the first
+    /// connection on; called after, connections that arrive before `run`
+    /// are spread by hash. Default off.
     pub fn pin(&mut self, on: bool) -> &mut Cluster {
         self.pin = on;
         self
@@ -323,6 +326,13 @@ impl Cluster {
             (vec![fd], bound)
         };
         config.max_conns = config.max_conns.div_ceil(self.threads).max(1);
+        if self.pin && sockets.len() > 1 {
+            // Steer from the first SYN on: the group already listens, and a
+            // connection that arrives before `run` would otherwise be
+            // queued by hash on another loop's socket. `run` attaches it
+            // again with the CPUs it pins the loops to.
+            self.attach_cpu_program(&sockets[0], &sys::cpu::allowed_cpus()?);
+        }
         self.specs.push(Spec {
             balance,
             config,
@@ -490,27 +500,31 @@ impl Cluster {
 
     /// `--pin` with reuseport: steer each connection to its CPU's loop.
     fn attach_cpu_programs(&self, cpus: &[usize]) {
+        for spec in &self.specs {
+            if spec.balance == Balance::Reuseport && spec.sockets.len() > 1 {
+                self.attach_cpu_program(&spec.sockets[0], cpus);
+            }
+        }
+    }
+
+    /// Attaches (or replaces) the CPU program of the reuseport group of
+    /// `first`; when it cannot, connections are spread by hash, which is
+    /// logged, not an error.
+    fn attach_cpu_program(&self, first: &OwnedFd, cpus: &[usize]) {
         if cpus.is_empty() {
             return;
         }
-        for spec in &self.specs {
-            if spec.balance != Balance::Reuseport {
-                continue;
-            }
-            if self.threads > cpus.len() {
-                log::warn!(
-                    "{} loops on {} CPUs: connections are spread by hash, not by CPU",
-                    self.threads,
-                    cpus.len()
-                );
-                continue;
-            }
-            if let Err(e) = sys::cpu::attach_reuseport_cpu_program(
-                spec.sockets[0].as_fd(),
-                &cpus[..self.threads],
-            ) {
-                log::warn!("cannot attach the reuseport CPU program: {e}");
-            }
+        if self.threads > cpus.len() {
+            log::warn!(
+                "{} loops on {} CPUs: connections are spread by hash, not by CPU",
+                self.threads,
+                cpus.len()
+            );
+            return;
+        }
+        if let Err(e) = sys::cpu::attach_reuseport_cpu_program(first.as_fd(), &cpus[..self.threads])
+        {
+            log::warn!("cannot attach the reuseport CPU program: {e}");
         }
     }
 
