@@ -514,6 +514,52 @@ fn connect_tls_verifies_the_server() {
     }
 }
 
+/// A server that accepts the TCP connection and never answers the
+/// ClientHello: `connect_tls`'s timeout bounds the handshake too.
+#[test]
+fn connect_tls_bounds_a_stalled_handshake_by_its_timeout() {
+    let pki = TestPki::new("stalled-server");
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = mute.local_addr().unwrap();
+    let result: Log = Arc::default();
+    struct Probe(Log);
+    impl Handler for Probe {
+        fn on_open(&mut self, _ctx: &mut Context<'_>) {
+            self.0.lock().unwrap().push("open".into());
+        }
+        fn on_data(&mut self, _ctx: &mut Context<'_>, input: &mut Buffer) {
+            input.clear();
+        }
+        fn on_close(&mut self, ctx: &mut Context<'_>, reason: &CloseReason) {
+            self.0.lock().unwrap().push(format!("{reason:?}"));
+            ctx.stop();
+        }
+    }
+    let mut ev = EventLoop::new().unwrap();
+    let started = std::time::Instant::now();
+    ev.context()
+        .connect_tls(
+            addr,
+            Some(Duration::from_millis(300)),
+            client_config(&pki, &[]),
+            ServerName::try_from("localhost").unwrap(),
+            Box::new(Probe(result.clone())),
+        )
+        .unwrap();
+    // The kernel completes the TCP handshake from the backlog; nobody
+    // ever reads the ClientHello.
+    while ev.connection_count() > 0 && started.elapsed() < Duration::from_secs(15) {
+        ev.run_once(Some(Duration::from_secs(1))).unwrap();
+    }
+    let took = started.elapsed();
+    assert_eq!(*result.lock().unwrap(), ["TlsHandshakeTimeout"]);
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "closed after {took:?}, not at the 300 ms bound (the default is 10 s)"
+    );
+    drop(mute);
+}
+
 /// With the feature on, a plain listener is plain: no TLS state, the same
 /// bytes as ever.
 #[test]

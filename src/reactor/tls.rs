@@ -469,7 +469,8 @@ impl Core {
         let session = TlsSession::client(config, name)?;
         let tok = self.connect(addr, timeout, handler).map_err(|(e, _)| e)?;
         if let Some(c) = self.conn_mut(tok) {
-            c.tls = Some(TlsState::new(session, CLIENT_HANDSHAKE_TIMEOUT, false));
+            let bound = timeout.unwrap_or(CLIENT_HANDSHAKE_TIMEOUT);
+            c.tls = Some(TlsState::new(session, bound, false));
         }
         Ok(tok)
     }
@@ -515,7 +516,10 @@ impl Context<'_> {
     /// [`Context::connect`] (bounded by `timeout`), then the handshake
     /// with `config`, verifying the server's certificate for `name` (with
     /// the verifier of `config`: by default, the chain against its roots
-    /// and the name), bounded by 10 s. `handler.on_open` runs once the
+    /// and the name), bounded by `timeout` as well (counted from the TCP
+    /// connect's completion; 10 s when `timeout` is `None`), so a server
+    /// that accepts and then stalls cannot hold the connection longer than
+    /// the caller allowed. `handler.on_open` runs once the
     /// handshake is done; writes made before are sent after it. A failed
     /// handshake ends in `on_close` with [`CloseReason::Tls`] (a bad
     /// certificate) or [`CloseReason::TlsHandshakeTimeout`] (feature
