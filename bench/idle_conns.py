@@ -6,7 +6,9 @@ TCP connections that send nothing, waits until the server holds N more file
 descriptors (so it has accepted them all), lets it settle, reads VmRSS again.
 With --touch-echo it then sends 64 bytes on every connection, reads the echo
 back, and reads VmRSS a third time (memory a connection keeps after one round
-trip). Prints one JSON line. Only ever connects to the address it is given,
+trip). With --tls every connection first completes a TLS handshake (no
+certificate check: the server is ours, on loopback), so what is measured is an
+idle *established* TLS connection. Prints one JSON line. Only ever connects to the address it is given,
 which compare.sh keeps on 127.0.0.1.
 """
 import argparse
@@ -14,6 +16,7 @@ import json
 import os
 import resource
 import socket
+import ssl
 import sys
 import time
 
@@ -69,7 +72,13 @@ def main():
     ap.add_argument("--pid", type=int, required=True, help="server pid")
     ap.add_argument("--conns", type=int, default=10000)
     ap.add_argument("--touch-echo", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="handshake TLS on each connection")
     a = ap.parse_args()
+    tls = None
+    if a.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
     host, port = a.addr.rsplit(":", 1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = a.conns + 64
@@ -83,6 +92,8 @@ def main():
     try:
         for _ in range(a.conns):
             s = socket.create_connection((host, int(port)), timeout=10)
+            if tls is not None:
+                s = tls.wrap_socket(s, server_hostname="localhost")
             socks.append(s)
     except OSError as e:
         print(json.dumps({"error": f"connect #{len(socks)}: {e}"}))
@@ -94,6 +105,7 @@ def main():
     idle = settle(a.pid)
     res = {
         "conns": a.conns,
+        "tls": a.tls,
         "accepted": accepted,
         "connect_s": round(time.time() - t0, 2),
         "rss_before_kb": before,
