@@ -134,7 +134,7 @@ pub fn wait(epfd: BorrowedFd<'_>, buf: &mut EventBuf, timeout_ms: i32) -> io::Re
     let cap = fault::wait_capacity(buf.events.len()) as libc::c_int;
     // SAFETY: `buf.events` is valid for writes of `cap` epoll_event structs
     // (`cap <= buf.events.len()`).
-    let n = syscall_retry!(Op::Wait => epoll_wait(
+    let n = syscall_retry!(Op::Wait => direct::epoll_wait(
         epfd.as_raw_fd(),
         buf.events.as_mut_ptr(),
         cap,

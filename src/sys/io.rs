@@ -20,7 +20,7 @@ pub const MAX_IOV: usize = 1024;
 pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let len = fault::limit(Op::Read, fd, buf.len())?;
     // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
-    let n = syscall_retry!(Op::Read => read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len))?;
+    let n = syscall_retry!(Op::Read => direct::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len))?;
     Ok(n as usize)
 }
 
@@ -52,7 +52,8 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
     let cnt = bufs.len().min(MAX_IOV) as libc::c_int;
     // SAFETY: `IoSliceMut` is ABI-compatible with `struct iovec`; the first
     // `cnt` entries each describe a live, writable buffer.
-    let n = syscall_retry!(Op::Readv => readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt))?;
+    let n =
+        syscall_retry!(Op::Readv => direct::readv(fd.as_raw_fd(), bufs.as_mut_ptr().cast(), cnt))?;
     Ok(n as usize)
 }
 
@@ -69,7 +70,7 @@ pub fn readv(fd: BorrowedFd<'_>, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usiz
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     let len = fault::limit(Op::Write, fd, buf.len())?;
     // SAFETY: `buf` is valid for reads of `len <= buf.len()` bytes.
-    let n = syscall_retry!(Op::Write => send(
+    let n = syscall_retry!(Op::Write => direct::send(
         fd.as_raw_fd(),
         buf.as_ptr().cast(),
         len,
@@ -99,7 +100,8 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
     msg.msg_iovlen = bufs.len().min(MAX_IOV) as _;
     // SAFETY: `IoSlice` is ABI-compatible with `struct iovec`; `msg` points
     // at `bufs`, which outlives the call, and the kernel only reads them.
-    let n = syscall_retry!(Op::Writev => sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))?;
+    let n =
+        syscall_retry!(Op::Writev => direct::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL))?;
     Ok(n as usize)
 }
 
@@ -110,6 +112,6 @@ pub fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Result<usi
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> io::Result<usize> {
     let len = fault::limit(Op::Read, fd, buf.len())?;
     // SAFETY: `buf` is valid for writes of `len <= buf.len()` bytes.
-    let n = syscall_retry!(Op::Read => recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len, flags))?;
+    let n = syscall_retry!(Op::Read => direct::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), len, flags))?;
     Ok(n as usize)
 }

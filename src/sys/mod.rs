@@ -39,11 +39,22 @@
 //!   signal numbers) follow the public face's rule wherever they are named.
 
 /// Calls a `libc` function and turns the C convention "-1 and errno" into
-/// `io::Result`.
+/// `io::Result`; `syscall!(direct::name(...))` calls the function of
+/// [`direct`] instead, whose `-errno` it turns into `io::Result` the same
+/// way.
 ///
 /// The caller writes the `unsafe` block's justification as a `// SAFETY:`
 /// comment directly above the macro invocation.
 macro_rules! syscall {
+    (direct :: $fn:ident ( $($arg:expr),* $(,)? )) => {{
+        #[allow(unused_unsafe)]
+        let res = unsafe { $crate::sys::direct::$fn($($arg),*) };
+        if res < 0 {
+            Err(std::io::Error::from_raw_os_error(-res as i32))
+        } else {
+            Ok(res)
+        }
+    }};
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
         #[allow(unused_unsafe)]
         let res = unsafe { libc::$fn($($arg),*) };
@@ -61,9 +72,9 @@ macro_rules! syscall {
 /// (`fault::interrupt(op)`) on every attempt, so that an injected EINTR
 /// takes the same retry arm as a real one.
 macro_rules! syscall_retry {
-    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+    ($($fn:ident)::+ ( $($arg:expr),* $(,)? )) => {{
         loop {
-            match syscall!($fn($($arg),*)) {
+            match syscall!($($fn)::+($($arg),*)) {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
                     $crate::sys::fault::note_retry();
                     continue;
@@ -72,11 +83,11 @@ macro_rules! syscall_retry {
             }
         }
     }};
-    ($op:expr => $fn:ident ( $($arg:expr),* $(,)? )) => {{
+    ($op:expr => $($fn:ident)::+ ( $($arg:expr),* $(,)? )) => {{
         loop {
             let res = match $crate::sys::fault::interrupt($op) {
                 Some(injected) => Err(injected),
-                None => syscall!($fn($($arg),*)),
+                None => syscall!($($fn)::+($($arg),*)),
             };
             match res {
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
@@ -92,6 +103,7 @@ macro_rules! syscall_retry {
 pub mod addr;
 pub mod caps;
 pub mod cpu;
+mod direct;
 pub mod epoll;
 pub mod errno;
 pub mod eventfd;

@@ -75,7 +75,7 @@ pub fn accept(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, RawAddr)> {
     let (ptr, len) = raw.as_mut_ptr();
     // SAFETY: `ptr`/`len` describe `raw`'s storage, valid for the kernel to
     // write a peer address of at most `*len` bytes.
-    let new = syscall_retry!(Op::Accept => accept4(
+    let new = syscall_retry!(Op::Accept => direct::accept4(
         fd.as_raw_fd(),
         ptr,
         len,
