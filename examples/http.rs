@@ -91,28 +91,36 @@ thread_local! {
     };
 }
 
-/// Runs `f` with the current `Date` value and the full `GET /` answer.
+impl Stamp {
+    /// Re-renders the date and the `GET /` answer if the second of `now`
+    /// (the loop clock) is not the one they were rendered for.
+    #[inline]
+    fn refresh(&mut self, now: std::time::Duration) {
+        if self.date.is_stale(now) {
+            let date = *self.date.get(now);
+            let h = &mut self.hello;
+            h[..HELLO_PRE.len()].copy_from_slice(HELLO_PRE);
+            h[HELLO_PRE.len()..HELLO_PRE.len() + date::LEN].copy_from_slice(&date);
+            h[HELLO_PRE.len() + date::LEN..].copy_from_slice(HELLO_POST);
+        }
+    }
+
+    /// The `Date` field line, CRLF included.
+    fn date_line(&self) -> &[u8] {
+        &self.hello[HELLO_PRE.len() - 6..HELLO_PRE.len() + date::LEN + 2]
+    }
+}
+
+/// Runs `f` with this loop's [`Stamp`], fresh for the loop's current time.
+/// Once per callback (a whole read's batch of requests), not per request:
+/// the loop clock does not move inside a callback.
 #[inline]
 fn with_stamp<R>(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>, &Stamp) -> R) -> R {
     let now = ctx.now();
     STAMP.with(|s| {
         let mut s = s.borrow_mut();
-        if s.date.is_stale(now) {
-            let date = *s.date.get(now);
-            let h = &mut s.hello;
-            h[..HELLO_PRE.len()].copy_from_slice(HELLO_PRE);
-            h[HELLO_PRE.len()..HELLO_PRE.len() + date::LEN].copy_from_slice(&date);
-            h[HELLO_PRE.len() + date::LEN..].copy_from_slice(HELLO_POST);
-        }
+        s.refresh(now);
         f(ctx, &s)
-    })
-}
-
-/// Writes the `Date` field line.
-fn write_date(ctx: &mut Context<'_>) -> std::io::Result<()> {
-    with_stamp(ctx, |ctx, s| {
-        let date = &s.hello[HELLO_PRE.len() - 6..HELLO_PRE.len() + date::LEN + 2];
-        ctx.write(date)
     })
 }
 
@@ -207,6 +215,52 @@ impl Http {
 
 impl Handler for Http {
     fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+        with_stamp(ctx, |ctx, stamp| self.serve(ctx, input, stamp));
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
+        self.draining = true;
+        if self.partial_head || !matches!(self.body, Body::None) {
+            // A request in progress: it is answered (with `Connection:
+            // close`) when it completes, or meets its head deadline, or
+            // the end of the shutdown's grace.
+            return;
+        }
+        // Idle keep-alive: a request may be in flight towards us; closing
+        // now would make the client see the connection end instead of an
+        // answer.
+        match ctx.set_timer(SHUTDOWN_IDLE_GRACE) {
+            Ok(t) => self.idle_close = Some(t),
+            Err(_) => ctx.close(),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
+        if self.idle_close == Some(timer) {
+            self.idle_close = None;
+            if !self.partial_head && matches!(self.body, Body::None) {
+                ctx.close();
+            }
+            return;
+        }
+        if self.head_timer == Some(timer) {
+            self.head_timer = None;
+            log::debug!("request head not complete in time: 408");
+            let _ = with_stamp(ctx, |ctx, stamp| {
+                ctx.write(TIMEOUT_408)?;
+                ctx.write(stamp.date_line())?;
+                ctx.write(b"\r\n")?;
+                ctx.write(TIMEOUT_408_BODY)
+            });
+            ctx.close();
+        }
+    }
+}
+
+impl Http {
+    /// Answers every complete request in `input` (one read's batch), with
+    /// the date of `stamp`.
+    fn serve(&mut self, ctx: &mut Context<'_>, input: &mut Buffer, stamp: &Stamp) {
         // Parse from an offset and consume once at the end: one pass over
         // the batch, no compaction between requests.
         let mut pos = 0;
@@ -233,7 +287,7 @@ impl Handler for Http {
                         let mut answer = *answer;
                         answer.keep_alive &= !self.draining;
                         self.body = Body::None;
-                        if respond(ctx, answer).is_err() || !answer.keep_alive {
+                        if respond(ctx, answer, stamp).is_err() || !answer.keep_alive {
                             close = true;
                             break;
                         }
@@ -241,7 +295,7 @@ impl Handler for Http {
                     }
                     Err(e) => {
                         log::debug!("bad chunked body: {e}");
-                        let _ = respond_error(ctx, e);
+                        let _ = respond_error(ctx, e, stamp);
                         close = true;
                         break;
                     }
@@ -275,14 +329,14 @@ impl Handler for Http {
                     if req.content_length > 0 {
                         self.body = Body::Skip(req.content_length);
                     }
-                    if respond(ctx, answer).is_err() || !answer.keep_alive {
+                    if respond(ctx, answer, stamp).is_err() || !answer.keep_alive {
                         close = true;
                         break;
                     }
                 }
                 Err(e) => {
                     log::debug!("bad request: {e}");
-                    let _ = respond_error(ctx, e);
+                    let _ = respond_error(ctx, e, stamp);
                     close = true;
                     break;
                 }
@@ -298,52 +352,15 @@ impl Handler for Http {
         }
         self.track_head(ctx, partial_head, completed_one);
     }
-
-    fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
-        self.draining = true;
-        if self.partial_head || !matches!(self.body, Body::None) {
-            // A request in progress: it is answered (with `Connection:
-            // close`) when it completes, or meets its head deadline, or
-            // the end of the shutdown's grace.
-            return;
-        }
-        // Idle keep-alive: a request may be in flight towards us; closing
-        // now would make the client see the connection end instead of an
-        // answer.
-        match ctx.set_timer(SHUTDOWN_IDLE_GRACE) {
-            Ok(t) => self.idle_close = Some(t),
-            Err(_) => ctx.close(),
-        }
-    }
-
-    fn on_timer(&mut self, ctx: &mut Context<'_>, timer: TimerId) {
-        if self.idle_close == Some(timer) {
-            self.idle_close = None;
-            if !self.partial_head && matches!(self.body, Body::None) {
-                ctx.close();
-            }
-            return;
-        }
-        if self.head_timer == Some(timer) {
-            self.head_timer = None;
-            log::debug!("request head not complete in time: 408");
-            let _ = ctx
-                .write(TIMEOUT_408)
-                .and_then(|()| write_date(ctx))
-                .and_then(|()| ctx.write(b"\r\n"))
-                .and_then(|()| ctx.write(TIMEOUT_408_BODY));
-            ctx.close();
-        }
-    }
 }
 
 /// Writes the answer. Errors mean the connection is going away.
-fn respond(ctx: &mut Context<'_>, a: Answer) -> std::io::Result<()> {
+fn respond(ctx: &mut Context<'_>, a: Answer, stamp: &Stamp) -> std::io::Result<()> {
     let (head, body) = match a.route {
         Route::Hello if a.keep_alive && a.version == Version::Http11 => {
             // The hot path: one write of the answer rendered with this
             // second's date.
-            return with_stamp(ctx, |ctx, s| ctx.write(&s.hello));
+            return ctx.write(&stamp.hello);
         }
         Route::Hello => (HELLO_HEAD, HELLO_BODY),
         Route::HelloHead => (HELLO_HEAD, &b""[..]),
@@ -352,7 +369,7 @@ fn respond(ctx: &mut Context<'_>, a: Answer) -> std::io::Result<()> {
     };
     ctx.write(head)?;
     ctx.write(connection_header(a.version, a.keep_alive))?;
-    write_date(ctx)?;
+    ctx.write(stamp.date_line())?;
     ctx.write(b"\r\n")?;
     ctx.write(body)
 }
@@ -368,7 +385,7 @@ fn connection_header(version: Version, keep_alive: bool) -> &'static [u8] {
 }
 
 /// Answers a refused request; the connection closes afterwards.
-fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
+fn respond_error(ctx: &mut Context<'_>, e: HttpError, stamp: &Stamp) -> std::io::Result<()> {
     let (code, reason) = e.status();
     // A stack buffer: no allocation even on the error path.
     let mut buf = [0u8; 256];
@@ -381,7 +398,7 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
     )?;
     let n = 256 - w.len();
     ctx.write(&buf[..n])?;
-    write_date(ctx)?;
+    ctx.write(stamp.date_line())?;
     ctx.write(b"\r\n")?;
     ctx.write(reason.as_bytes())?;
     ctx.write(b"\n")
