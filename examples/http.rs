@@ -355,13 +355,20 @@ impl Http {
 }
 
 /// Writes the answer. Errors mean the connection is going away.
+#[inline]
 fn respond(ctx: &mut Context<'_>, a: Answer, stamp: &Stamp) -> std::io::Result<()> {
+    if a.route == Route::Hello && a.keep_alive && a.version == Version::Http11 {
+        // The hot path: one write of the answer rendered with this
+        // second's date.
+        return ctx.write(&stamp.hello);
+    }
+    respond_other(ctx, a, stamp)
+}
+
+/// [`respond`] for all but a keep-alive HTTP/1.1 `GET /`.
+#[inline(never)]
+fn respond_other(ctx: &mut Context<'_>, a: Answer, stamp: &Stamp) -> std::io::Result<()> {
     let (head, body) = match a.route {
-        Route::Hello if a.keep_alive && a.version == Version::Http11 => {
-            // The hot path: one write of the answer rendered with this
-            // second's date.
-            return ctx.write(&stamp.hello);
-        }
         Route::Hello => (HELLO_HEAD, HELLO_BODY),
         Route::HelloHead => (HELLO_HEAD, &b""[..]),
         Route::NotAllowed => (NOT_ALLOWED_HEAD, NOT_ALLOWED_BODY),

@@ -172,6 +172,7 @@ impl fmt::Display for HttpError {
 ///
 /// # Errors
 /// [`HttpError`] for a head the server must refuse.
+#[inline]
 pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpError> {
     // Skip empty lines before the request line (not counted in the limit).
     let mut start = 0;
