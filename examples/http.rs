@@ -205,6 +205,18 @@ impl Answer {
     }
 }
 
+/// Whether `req` is a keep-alive HTTP/1.1 `GET /` without a body: what
+/// [`Answer::of`] and [`respond`] answer with one of [`Stamp::hellos`].
+#[inline]
+fn is_hello(req: &Request<'_>) -> bool {
+    req.method == Method::Get
+        && matches!(req.target, [b'/'] | [b'/', b'?', ..])
+        && req.version == Version::Http11
+        && !req.conn_close
+        && !req.chunked
+        && req.content_length == 0
+}
+
 /// The request body still to be read and discarded.
 enum Body {
     None,
@@ -357,6 +369,14 @@ impl Http {
                 Ok(Some((req, used))) => {
                     pos += used;
                     completed_one = true;
+                    if !self.draining && is_hello(&req) {
+                        // The hot path, decided before anything else.
+                        if out.hello(ctx).is_err() {
+                            close = true;
+                            break;
+                        }
+                        continue;
+                    }
                     let mut answer = Answer::of(&req);
                     // Shutting down: this answer is the last (`Connection:
                     // close`), then the connection closes.
