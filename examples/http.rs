@@ -340,28 +340,18 @@ impl Http {
                     }
                     continue;
                 }
-                Body::Chunked(dec, answer) => match dec.feed(&bytes[pos..]) {
-                    Ok(used) => {
-                        pos += used;
-                        if !dec.is_done() {
-                            break; // the rest of a line is still to come
-                        }
-                        let mut answer = *answer;
-                        answer.keep_alive &= !self.draining;
-                        self.body = Body::None;
-                        if respond(ctx, answer, out).is_err() || !answer.keep_alive {
+                Body::Chunked(..) => {
+                    let (used, step) = self.chunked(ctx, out, &bytes[pos..]);
+                    pos += used;
+                    match step {
+                        Step::Next => continue,
+                        Step::Wait => break,
+                        Step::Close => {
                             close = true;
                             break;
                         }
-                        continue;
                     }
-                    Err(e) => {
-                        log::debug!("bad chunked body: {e}");
-                        let _ = respond_error(ctx, e, out);
-                        close = true;
-                        break;
-                    }
-                },
+                }
                 Body::None => {}
             }
             match parse_request(&bytes[pos..]) {
@@ -377,36 +367,13 @@ impl Http {
                         }
                         continue;
                     }
-                    let mut answer = Answer::of(&req);
-                    // Shutting down: this answer is the last (`Connection:
-                    // close`), then the connection closes.
-                    answer.keep_alive &= !self.draining;
-                    if req.chunked {
-                        if req.expect_continue && pos == bytes.len() {
-                            let _ = out.write(ctx, CONTINUE);
-                        }
-                        // Answered once the body is complete: only then is
-                        // its size known to be within the limit.
-                        self.body = Body::Chunked(Chunked::new(), answer);
-                        continue;
-                    }
-                    let body_here = req.content_length.min(bytes.len() - pos);
-                    if req.expect_continue && body_here < req.content_length {
-                        // The client waits for this before sending the body
-                        // that it will send anyway after our final answer.
-                        let _ = out.write(ctx, CONTINUE);
-                    }
-                    if req.content_length > 0 {
-                        self.body = Body::Skip(req.content_length);
-                    }
-                    if respond(ctx, answer, out).is_err() || !answer.keep_alive {
+                    if self.other(ctx, out, &req, bytes.len() - pos) {
                         close = true;
                         break;
                     }
                 }
                 Err(e) => {
-                    log::debug!("bad request: {e}");
-                    let _ = respond_error(ctx, e, out);
+                    refuse(ctx, out, e);
                     close = true;
                     break;
                 }
@@ -425,6 +392,87 @@ impl Http {
         }
         self.track_head(ctx, partial_head, completed_one);
     }
+
+    /// Feeds `rest` to the chunked body being read; answers once it is
+    /// complete. Returns the bytes used and what the batch does next.
+    #[inline(never)]
+    fn chunked(&mut self, ctx: &mut Context<'_>, out: &mut Out<'_>, rest: &[u8]) -> (usize, Step) {
+        let Body::Chunked(dec, answer) = &mut self.body else {
+            return (0, Step::Next);
+        };
+        match dec.feed(rest) {
+            Ok(used) if !dec.is_done() => (used, Step::Wait), // the rest of a line is still to come
+            Ok(used) => {
+                let mut answer = *answer;
+                answer.keep_alive &= !self.draining;
+                self.body = Body::None;
+                if respond(ctx, answer, out).is_err() || !answer.keep_alive {
+                    (used, Step::Close)
+                } else {
+                    (used, Step::Next)
+                }
+            }
+            Err(e) => {
+                log::debug!("bad chunked body: {e}");
+                let _ = respond_error(ctx, e, out);
+                (0, Step::Close)
+            }
+        }
+    }
+
+    /// Everything but the hot path for a request whose head just ended,
+    /// `left` bytes before the end of the batch. Out of line, so the batch
+    /// loop stays small. Returns true when the connection is to close.
+    #[inline(never)]
+    fn other(
+        &mut self,
+        ctx: &mut Context<'_>,
+        out: &mut Out<'_>,
+        req: &Request<'_>,
+        left: usize,
+    ) -> bool {
+        let mut answer = Answer::of(req);
+        // Shutting down: this answer is the last (`Connection:
+        // close`), then the connection closes.
+        answer.keep_alive &= !self.draining;
+        if req.chunked {
+            if req.expect_continue && left == 0 {
+                let _ = out.write(ctx, CONTINUE);
+            }
+            // Answered once the body is complete: only then is
+            // its size known to be within the limit.
+            self.body = Body::Chunked(Chunked::new(), answer);
+            return false;
+        }
+        let body_here = req.content_length.min(left);
+        if req.expect_continue && body_here < req.content_length {
+            // The client waits for this before sending the body
+            // that it will send anyway after our final answer.
+            let _ = out.write(ctx, CONTINUE);
+        }
+        if req.content_length > 0 {
+            self.body = Body::Skip(req.content_length);
+        }
+        respond(ctx, answer, out).is_err() || !answer.keep_alive
+    }
+}
+
+/// What the batch loop does after a step of a chunked body.
+enum Step {
+    /// Go on with the next bytes.
+    Next,
+    /// Wait for more bytes.
+    Wait,
+    /// Close the connection (after what was written).
+    Close,
+}
+
+/// Answers a head refused with `e`; the connection closes afterwards.
+#[cold]
+#[inline(never)]
+fn refuse(ctx: &mut Context<'_>, out: &mut Out<'_>, e: HttpError) {
+    log::debug!("bad request: {e}");
+    let _ = respond_error(ctx, e, out);
 }
 
 /// Writes the answer. Errors mean the connection is going away.
