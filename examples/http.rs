@@ -47,7 +47,7 @@ mod date;
 #[path = "common/cli.rs"]
 mod cli;
 
-use parser::{parse_request, Chunked, HttpError, Method, Request, Version};
+use parser::{parse_request_into, Chunked, HttpError, Method, Request, Version};
 use sockloop::{Buffer, Context, Handler, TimerId};
 use std::cell::RefCell;
 use std::io::Write as _;
@@ -329,6 +329,7 @@ impl Http {
         let bytes = input.as_slice();
         let mut close = false;
         let mut completed_one = false;
+        let mut req = Request::EMPTY;
         while pos < bytes.len() {
             match &mut self.body {
                 Body::Skip(left) => {
@@ -354,9 +355,9 @@ impl Http {
                 }
                 Body::None => {}
             }
-            match parse_request(&bytes[pos..]) {
+            match parse_request_into(&bytes[pos..], &mut req) {
                 Ok(None) => break,
-                Ok(Some((req, used))) => {
+                Ok(Some(used)) => {
                     pos += used;
                     completed_one = true;
                     if !self.draining && is_hello(&req) {

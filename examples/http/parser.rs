@@ -104,6 +104,20 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
+    /// A placeholder for [`parse_request_into`] to overwrite.
+    pub const EMPTY: Request<'static> = Request {
+        method: Method::Other,
+        method_raw: b"",
+        target: b"",
+        version: Version::Http11,
+        content_length: 0,
+        chunked: false,
+        conn_close: false,
+        conn_keep_alive: false,
+        expect_continue: false,
+        header_count: 0,
+    };
+
     /// Whether the connection stays open after the answer: HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
     pub fn keep_alive(&self) -> bool {
@@ -174,6 +188,23 @@ impl fmt::Display for HttpError {
 /// [`HttpError`] for a head the server must refuse.
 #[inline]
 pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpError> {
+    let mut req = Request::EMPTY;
+    Ok(parse_request_into(buf, &mut req)?.map(|used| (req, used)))
+}
+
+/// [`parse_request`] into `req` (the server's batch loop keeps one and
+/// overwrites it per request, rather than moving a new one out of a
+/// `Result` each time). Returns the bytes consumed once a head is
+/// complete; `req` is then that head's request, and unspecified
+/// otherwise.
+///
+/// # Errors
+/// As [`parse_request`].
+#[inline]
+pub fn parse_request_into<'a>(
+    buf: &'a [u8],
+    req: &mut Request<'a>,
+) -> Result<Option<usize>, HttpError> {
     // Skip empty lines before the request line (not counted in the limit).
     let mut start = 0;
     while let Some(b'\r' | b'\n') | None = buf.get(start) {
@@ -204,7 +235,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
     else {
         return Err(HttpError::BadRequest("incomplete request line"));
     };
-    let mut req = Request {
+    *req = Request {
         method: method_of(method.as_bytes()),
         method_raw: method.as_bytes(),
         target: target.as_bytes(),
@@ -278,7 +309,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request<'_>, usize)>, HttpErr
     if req.content_length > MAX_BODY {
         return Err(HttpError::PayloadTooLarge);
     }
-    Ok(Some((req, start + used)))
+    Ok(Some(start + used))
 }
 
 /// httparse refused the version: a well-formed `HTTP/x.y` we do not speak
