@@ -256,9 +256,12 @@ pub fn parse_request_into<'a>(
     for h in parsed.headers.iter() {
         let name = h.name.as_bytes();
         let value = || trim_ows(h.value);
-        // Dispatch on the length and first letter: most fields are none
-        // of these, and are passed over without a full comparison.
+        // Dispatch on the first letter, then the length: most fields are
+        // none of these, and are passed over after one byte.
         let first = name.first().map_or(0, |b| b | 0x20);
+        if !matches!(first, b'c' | b't' | b'e') {
+            continue;
+        }
         match name.len() {
             14 if first == b'c' && name.eq_ignore_ascii_case(b"content-length") => {
                 let n = parse_content_length(value())?;
