@@ -206,16 +206,16 @@ pub fn parse_request_into<'a>(
     req: &mut Request<'a>,
 ) -> Result<Option<usize>, HttpError> {
     // Skip empty lines before the request line (not counted in the limit).
-    let mut start = 0;
-    while let Some(b'\r' | b'\n') | None = buf.get(start) {
-        match &buf[start..] {
-            [b'\r', b'\n', ..] => start += 2,
-            [b'\n', ..] => start += 1,
-            [b'\r'] | [] => return Ok(None),
-            _ => break,
-        }
-    }
-    let window = &buf[start..buf.len().min(start + MAX_HEAD)];
+    // An empty buffer falls through: httparse says it is incomplete.
+    let rest = match buf {
+        [b'\r' | b'\n', ..] => match skip_empty_lines(buf) {
+            Some(rest) => rest,
+            None => return Ok(None),
+        },
+        _ => buf,
+    };
+    let start = buf.len() - rest.len();
+    let window = &rest[..rest.len().min(MAX_HEAD)];
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
     let used = match parsed.parse_with_uninit_headers(window, &mut headers) {
@@ -313,6 +313,19 @@ pub fn parse_request_into<'a>(
         return Err(HttpError::PayloadTooLarge);
     }
     Ok(Some(start + used))
+}
+
+/// `buf` after the empty lines (CRLF or LF) at its front, or `None` if
+/// it ends in them (or in the CR of one).
+#[cold]
+fn skip_empty_lines(mut buf: &[u8]) -> Option<&[u8]> {
+    loop {
+        match buf {
+            [b'\r', b'\n', rest @ ..] | [b'\n', rest @ ..] => buf = rest,
+            [b'\r'] | [] => return None,
+            _ => return Some(buf),
+        }
+    }
 }
 
 /// httparse refused the version: a well-formed `HTTP/x.y` we do not speak
