@@ -258,10 +258,10 @@ pub fn parse_request_into<'a>(
         let value = || trim_ows(h.value);
         // Dispatch on the first letter, then the length: most fields are
         // none of these, and are passed over after one byte.
-        let first = name.first().map_or(0, |b| b | 0x20);
-        if !matches!(first, b'c' | b't' | b'e') {
-            continue;
-        }
+        let first = match name {
+            [f @ (b'c' | b'C' | b't' | b'T' | b'e' | b'E'), ..] => f | 0x20,
+            _ => continue,
+        };
         match name.len() {
             14 if first == b'c' && name.eq_ignore_ascii_case(b"content-length") => {
                 let n = parse_content_length(value())?;
