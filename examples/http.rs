@@ -277,10 +277,7 @@ impl Http {
 
 impl Handler for Http {
     fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
-        with_stamp(ctx, |ctx, stamp| {
-            let mut out = Out { stamp, hellos: 0 };
-            self.serve(ctx, input, &mut out);
-        });
+        with_stamp(ctx, |ctx, stamp| self.serve(ctx, input, stamp));
     }
 
     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
@@ -323,9 +320,12 @@ impl Handler for Http {
 }
 
 impl Http {
-    /// Answers every complete request in `input` (one read's batch) into
-    /// `out`.
-    fn serve(&mut self, ctx: &mut Context<'_>, input: &mut Buffer, out: &mut Out<'_>) {
+    /// Answers every complete request in `input` (one read's batch) with
+    /// the date and answers of `stamp`.
+    fn serve(&mut self, ctx: &mut Context<'_>, input: &mut Buffer, stamp: &Stamp) {
+        // The batch's output, on this frame: its run count stays out of
+        // memory the caller could see.
+        let out = &mut Out { stamp, hellos: 0 };
         // Parse from an offset and consume once at the end: one pass over
         // the batch, no compaction between requests.
         let mut pos = 0;
