@@ -80,6 +80,9 @@ const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_milli
 /// under the reactor's direct-write threshold (1 KiB), so the runs still
 /// batch with the rest of the callback's output into one `send`.
 const HELLO_RUN: usize = 8;
+// sockloop's direct-write threshold (`Context::write`: 1 KiB or more is sent
+// at once): a full run must stay below it.
+const _: () = assert!(HELLO_LEN * HELLO_RUN < 1024);
 
 /// The date, and the hot path's whole answer with it, per loop thread:
 /// re-rendered once per second, shared by all the loop's connections.
