@@ -47,7 +47,7 @@ mod date;
 #[path = "common/cli.rs"]
 mod cli;
 
-use parser::{parse_request, Chunked, HttpError, Method, Request, Version};
+use parser::{parse_request_into, Chunked, HttpError, Method, Request, Version};
 use sockloop::{Buffer, Context, Handler, TimerId};
 use std::cell::RefCell;
 use std::io::Write as _;
@@ -75,44 +75,102 @@ const TIMEOUT_408_BODY: &[u8] = b"Request Timeout\n";
 /// progress stays open for one that may be on its way.
 const SHUTDOWN_IDLE_GRACE: std::time::Duration = std::time::Duration::from_millis(1000);
 
+/// How many `GET /` answers one write carries at most: a pipelined run of
+/// them is written as one slice of [`Stamp::hellos`]. 8 x 115 bytes stays
+/// under the reactor's direct-write threshold (1 KiB), so the runs still
+/// batch with the rest of the callback's output into one `send`.
+const HELLO_RUN: usize = 8;
+// sockloop's direct-write threshold (`Context::write`: 1 KiB or more is sent
+// at once): a full run must stay below it.
+const _: () = assert!(HELLO_LEN * HELLO_RUN < 1024);
+
 /// The date, and the hot path's whole answer with it, per loop thread:
 /// re-rendered once per second, shared by all the loop's connections.
 struct Stamp {
     date: date::DateCache,
-    hello: [u8; HELLO_LEN],
+    /// [`HELLO_RUN`] copies of the `GET /` answer, back to back.
+    hellos: [u8; HELLO_LEN * HELLO_RUN],
 }
 
 thread_local! {
     static STAMP: RefCell<Stamp> = const {
         RefCell::new(Stamp {
             date: date::DateCache::new(),
-            hello: [0; HELLO_LEN],
+            hellos: [0; HELLO_LEN * HELLO_RUN],
         })
     };
 }
 
-/// Runs `f` with the current `Date` value and the full `GET /` answer.
+impl Stamp {
+    /// Re-renders the date and the `GET /` answer if the second of `now`
+    /// (the loop clock) is not the one they were rendered for.
+    #[inline]
+    fn refresh(&mut self, now: std::time::Duration) {
+        if self.date.is_stale(now) {
+            let date = *self.date.get(now);
+            for h in self.hellos.chunks_exact_mut(HELLO_LEN) {
+                h[..HELLO_PRE.len()].copy_from_slice(HELLO_PRE);
+                h[HELLO_PRE.len()..HELLO_PRE.len() + date::LEN].copy_from_slice(&date);
+                h[HELLO_PRE.len() + date::LEN..].copy_from_slice(HELLO_POST);
+            }
+        }
+    }
+
+    /// The `Date` field line, CRLF included.
+    fn date_line(&self) -> &[u8] {
+        &self.hellos[HELLO_PRE.len() - 6..HELLO_PRE.len() + date::LEN + 2]
+    }
+}
+
+/// One batch's output. Keep-alive `GET /` answers are counted, and written
+/// as one run of [`Stamp::hellos`] when [`HELLO_RUN`] are due, before any
+/// other write (so answers leave in request order), and at the end of the
+/// batch ([`Out::flush`]). A failed write is reported by the call that
+/// makes it: the connection is going away either way.
+struct Out<'s> {
+    stamp: &'s Stamp,
+    /// `GET /` answers due and not yet written.
+    hellos: usize,
+}
+
+impl Out<'_> {
+    /// One keep-alive HTTP/1.1 `GET /` answer.
+    #[inline]
+    fn hello(&mut self, ctx: &mut Context<'_>) -> std::io::Result<()> {
+        self.hellos += 1;
+        if self.hellos == HELLO_RUN {
+            self.flush(ctx)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes the `GET /` answers due.
+    #[inline]
+    fn flush(&mut self, ctx: &mut Context<'_>) -> std::io::Result<()> {
+        match std::mem::take(&mut self.hellos) {
+            0 => Ok(()),
+            n => ctx.write(&self.stamp.hellos[..n * HELLO_LEN]),
+        }
+    }
+
+    /// Writes `data` after the answers due.
+    fn write(&mut self, ctx: &mut Context<'_>, data: &[u8]) -> std::io::Result<()> {
+        self.flush(ctx)?;
+        ctx.write(data)
+    }
+}
+
+/// Runs `f` with this loop's [`Stamp`], fresh for the loop's current time.
+/// Once per callback (a whole read's batch of requests), not per request:
+/// the loop clock does not move inside a callback.
 #[inline]
 fn with_stamp<R>(ctx: &mut Context<'_>, f: impl FnOnce(&mut Context<'_>, &Stamp) -> R) -> R {
     let now = ctx.now();
     STAMP.with(|s| {
         let mut s = s.borrow_mut();
-        if s.date.is_stale(now) {
-            let date = *s.date.get(now);
-            let h = &mut s.hello;
-            h[..HELLO_PRE.len()].copy_from_slice(HELLO_PRE);
-            h[HELLO_PRE.len()..HELLO_PRE.len() + date::LEN].copy_from_slice(&date);
-            h[HELLO_PRE.len() + date::LEN..].copy_from_slice(HELLO_POST);
-        }
+        s.refresh(now);
         f(ctx, &s)
-    })
-}
-
-/// Writes the `Date` field line.
-fn write_date(ctx: &mut Context<'_>) -> std::io::Result<()> {
-    with_stamp(ctx, |ctx, s| {
-        let date = &s.hello[HELLO_PRE.len() - 6..HELLO_PRE.len() + date::LEN + 2];
-        ctx.write(date)
     })
 }
 
@@ -150,7 +208,22 @@ impl Answer {
     }
 }
 
-/// The request body still to be read and discarded.
+/// Whether `req` is a keep-alive HTTP/1.1 `GET /` without a body: what
+/// [`Answer::of`] and [`respond`] answer with one of [`Stamp::hellos`].
+#[inline]
+fn is_hello(req: &Request<'_>) -> bool {
+    req.method == Method::Get
+        && matches!(req.target, [b'/'] | [b'/', b'?', ..])
+        && req.version == Version::Http11
+        && !req.conn_close
+        && !req.chunked
+        && req.content_length == 0
+}
+
+/// The request body still to be read and discarded. A plain `u8` tag
+/// (`repr(u8)`, not a niche in `Chunked`'s state): the batch loop tests it
+/// for `None` before every request with one compare.
+#[repr(u8)]
 enum Body {
     None,
     /// `Content-Length` bytes left.
@@ -207,96 +280,7 @@ impl Http {
 
 impl Handler for Http {
     fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
-        // Parse from an offset and consume once at the end: one pass over
-        // the batch, no compaction between requests.
-        let mut pos = 0;
-        let bytes = input.as_slice();
-        let mut close = false;
-        let mut completed_one = false;
-        while pos < bytes.len() {
-            match &mut self.body {
-                Body::Skip(left) => {
-                    let n = (*left).min(bytes.len() - pos);
-                    *left -= n;
-                    pos += n;
-                    if *left == 0 {
-                        self.body = Body::None;
-                    }
-                    continue;
-                }
-                Body::Chunked(dec, answer) => match dec.feed(&bytes[pos..]) {
-                    Ok(used) => {
-                        pos += used;
-                        if !dec.is_done() {
-                            break; // the rest of a line is still to come
-                        }
-                        let mut answer = *answer;
-                        answer.keep_alive &= !self.draining;
-                        self.body = Body::None;
-                        if respond(ctx, answer).is_err() || !answer.keep_alive {
-                            close = true;
-                            break;
-                        }
-                        continue;
-                    }
-                    Err(e) => {
-                        log::debug!("bad chunked body: {e}");
-                        let _ = respond_error(ctx, e);
-                        close = true;
-                        break;
-                    }
-                },
-                Body::None => {}
-            }
-            match parse_request(&bytes[pos..]) {
-                Ok(None) => break,
-                Ok(Some((req, used))) => {
-                    pos += used;
-                    completed_one = true;
-                    let mut answer = Answer::of(&req);
-                    // Shutting down: this answer is the last (`Connection:
-                    // close`), then the connection closes.
-                    answer.keep_alive &= !self.draining;
-                    if req.chunked {
-                        if req.expect_continue && pos == bytes.len() {
-                            let _ = ctx.write(CONTINUE);
-                        }
-                        // Answered once the body is complete: only then is
-                        // its size known to be within the limit.
-                        self.body = Body::Chunked(Chunked::new(), answer);
-                        continue;
-                    }
-                    let body_here = req.content_length.min(bytes.len() - pos);
-                    if req.expect_continue && body_here < req.content_length {
-                        // The client waits for this before sending the body
-                        // that it will send anyway after our final answer.
-                        let _ = ctx.write(CONTINUE);
-                    }
-                    if req.content_length > 0 {
-                        self.body = Body::Skip(req.content_length);
-                    }
-                    if respond(ctx, answer).is_err() || !answer.keep_alive {
-                        close = true;
-                        break;
-                    }
-                }
-                Err(e) => {
-                    log::debug!("bad request: {e}");
-                    let _ = respond_error(ctx, e);
-                    close = true;
-                    break;
-                }
-            }
-        }
-        let partial_head = !close && matches!(self.body, Body::None) && pos < bytes.len();
-        self.partial_head = partial_head;
-        if close {
-            input.clear();
-            ctx.close();
-        } else {
-            input.consume(pos);
-        }
-        self.track_head(ctx, partial_head, completed_one);
+        with_stamp(ctx, |ctx, stamp| self.serve(ctx, input, stamp));
     }
 
     fn on_shutdown(&mut self, ctx: &mut Context<'_>) {
@@ -327,32 +311,200 @@ impl Handler for Http {
         if self.head_timer == Some(timer) {
             self.head_timer = None;
             log::debug!("request head not complete in time: 408");
-            let _ = ctx
-                .write(TIMEOUT_408)
-                .and_then(|()| write_date(ctx))
-                .and_then(|()| ctx.write(b"\r\n"))
-                .and_then(|()| ctx.write(TIMEOUT_408_BODY));
+            let _ = with_stamp(ctx, |ctx, stamp| {
+                ctx.write(TIMEOUT_408)?;
+                ctx.write(stamp.date_line())?;
+                ctx.write(b"\r\n")?;
+                ctx.write(TIMEOUT_408_BODY)
+            });
             ctx.close();
         }
     }
 }
 
-/// Writes the answer. Errors mean the connection is going away.
-fn respond(ctx: &mut Context<'_>, a: Answer) -> std::io::Result<()> {
-    let (head, body) = match a.route {
-        Route::Hello if a.keep_alive && a.version == Version::Http11 => {
-            // The hot path: one write of the answer rendered with this
-            // second's date.
-            return with_stamp(ctx, |ctx, s| ctx.write(&s.hello));
+impl Http {
+    /// Answers every complete request in `input` (one read's batch) with
+    /// the date and answers of `stamp`.
+    fn serve(&mut self, ctx: &mut Context<'_>, input: &mut Buffer, stamp: &Stamp) {
+        // The batch's output, on this frame: its run count stays out of
+        // memory the caller could see.
+        let out = &mut Out { stamp, hellos: 0 };
+        // Parse from an offset and consume once at the end: one pass over
+        // the batch, no compaction between requests.
+        let mut pos = 0;
+        let bytes = input.as_slice();
+        let mut close = false;
+        let mut completed_one = false;
+        let mut req = Request::EMPTY;
+        while pos < bytes.len() {
+            match &mut self.body {
+                Body::Skip(left) => {
+                    let n = (*left).min(bytes.len() - pos);
+                    *left -= n;
+                    pos += n;
+                    if *left == 0 {
+                        self.body = Body::None;
+                    }
+                    continue;
+                }
+                Body::Chunked(..) => {
+                    let (used, step) = self.chunked(ctx, out, &bytes[pos..]);
+                    pos += used;
+                    match step {
+                        Step::Next => continue,
+                        Step::Wait => break,
+                        Step::Close => {
+                            close = true;
+                            break;
+                        }
+                    }
+                }
+                Body::None => {}
+            }
+            match parse_request_into(&bytes[pos..], &mut req) {
+                Ok(None) => break,
+                Ok(Some(used)) => {
+                    pos += used;
+                    completed_one = true;
+                    if !self.draining && is_hello(&req) {
+                        // The hot path, decided before anything else.
+                        if out.hello(ctx).is_err() {
+                            close = true;
+                            break;
+                        }
+                        continue;
+                    }
+                    if self.other(ctx, out, &req, bytes.len() - pos) {
+                        close = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    refuse(ctx, out, e);
+                    close = true;
+                    break;
+                }
+            }
         }
+        if out.flush(ctx).is_err() {
+            close = true;
+        }
+        let partial_head = !close && matches!(self.body, Body::None) && pos < bytes.len();
+        self.partial_head = partial_head;
+        if close {
+            input.clear();
+            ctx.close();
+        } else {
+            input.consume(pos);
+        }
+        self.track_head(ctx, partial_head, completed_one);
+    }
+
+    /// Feeds `rest` to the chunked body being read; answers once it is
+    /// complete. Returns the bytes used and what the batch does next.
+    #[inline(never)]
+    fn chunked(&mut self, ctx: &mut Context<'_>, out: &mut Out<'_>, rest: &[u8]) -> (usize, Step) {
+        let Body::Chunked(dec, answer) = &mut self.body else {
+            return (0, Step::Next);
+        };
+        match dec.feed(rest) {
+            Ok(used) if !dec.is_done() => (used, Step::Wait), // the rest of a line is still to come
+            Ok(used) => {
+                let mut answer = *answer;
+                answer.keep_alive &= !self.draining;
+                self.body = Body::None;
+                if respond(ctx, answer, out).is_err() || !answer.keep_alive {
+                    (used, Step::Close)
+                } else {
+                    (used, Step::Next)
+                }
+            }
+            Err(e) => {
+                log::debug!("bad chunked body: {e}");
+                let _ = respond_error(ctx, e, out);
+                (0, Step::Close)
+            }
+        }
+    }
+
+    /// Everything but the hot path for a request whose head just ended,
+    /// `left` bytes before the end of the batch. Out of line, so the batch
+    /// loop stays small. Returns true when the connection is to close.
+    #[inline(never)]
+    fn other(
+        &mut self,
+        ctx: &mut Context<'_>,
+        out: &mut Out<'_>,
+        req: &Request<'_>,
+        left: usize,
+    ) -> bool {
+        let mut answer = Answer::of(req);
+        // Shutting down: this answer is the last (`Connection:
+        // close`), then the connection closes.
+        answer.keep_alive &= !self.draining;
+        if req.chunked {
+            if req.expect_continue && left == 0 {
+                let _ = out.write(ctx, CONTINUE);
+            }
+            // Answered once the body is complete: only then is
+            // its size known to be within the limit.
+            self.body = Body::Chunked(Chunked::new(), answer);
+            return false;
+        }
+        let body_here = req.content_length.min(left);
+        if req.expect_continue && body_here < req.content_length {
+            // The client waits for this before sending the body
+            // that it will send anyway after our final answer.
+            let _ = out.write(ctx, CONTINUE);
+        }
+        if req.content_length > 0 {
+            self.body = Body::Skip(req.content_length);
+        }
+        respond(ctx, answer, out).is_err() || !answer.keep_alive
+    }
+}
+
+/// What the batch loop does after a step of a chunked body.
+enum Step {
+    /// Go on with the next bytes.
+    Next,
+    /// Wait for more bytes.
+    Wait,
+    /// Close the connection (after what was written).
+    Close,
+}
+
+/// Answers a head refused with `e`; the connection closes afterwards.
+#[cold]
+#[inline(never)]
+fn refuse(ctx: &mut Context<'_>, out: &mut Out<'_>, e: HttpError) {
+    log::debug!("bad request: {e}");
+    let _ = respond_error(ctx, e, out);
+}
+
+/// Writes the answer. Errors mean the connection is going away.
+#[inline]
+fn respond(ctx: &mut Context<'_>, a: Answer, out: &mut Out<'_>) -> std::io::Result<()> {
+    if a.route == Route::Hello && a.keep_alive && a.version == Version::Http11 {
+        // The hot path: the answer rendered with this second's date, in a
+        // run with the ones around it.
+        return out.hello(ctx);
+    }
+    respond_other(ctx, a, out)
+}
+
+/// [`respond`] for all but a keep-alive HTTP/1.1 `GET /`.
+#[inline(never)]
+fn respond_other(ctx: &mut Context<'_>, a: Answer, out: &mut Out<'_>) -> std::io::Result<()> {
+    let (head, body) = match a.route {
         Route::Hello => (HELLO_HEAD, HELLO_BODY),
         Route::HelloHead => (HELLO_HEAD, &b""[..]),
         Route::NotAllowed => (NOT_ALLOWED_HEAD, NOT_ALLOWED_BODY),
         Route::NotFound => (NOT_FOUND_HEAD, NOT_FOUND_BODY),
     };
-    ctx.write(head)?;
+    out.write(ctx, head)?;
     ctx.write(connection_header(a.version, a.keep_alive))?;
-    write_date(ctx)?;
+    ctx.write(out.stamp.date_line())?;
     ctx.write(b"\r\n")?;
     ctx.write(body)
 }
@@ -368,7 +520,7 @@ fn connection_header(version: Version, keep_alive: bool) -> &'static [u8] {
 }
 
 /// Answers a refused request; the connection closes afterwards.
-fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
+fn respond_error(ctx: &mut Context<'_>, e: HttpError, out: &mut Out<'_>) -> std::io::Result<()> {
     let (code, reason) = e.status();
     // A stack buffer: no allocation even on the error path.
     let mut buf = [0u8; 256];
@@ -380,8 +532,8 @@ fn respond_error(ctx: &mut Context<'_>, e: HttpError) -> std::io::Result<()> {
          Connection: close\r\n"
     )?;
     let n = 256 - w.len();
-    ctx.write(&buf[..n])?;
-    write_date(ctx)?;
+    out.write(ctx, &buf[..n])?;
+    ctx.write(out.stamp.date_line())?;
     ctx.write(b"\r\n")?;
     ctx.write(reason.as_bytes())?;
     ctx.write(b"\n")

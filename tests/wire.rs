@@ -108,6 +108,72 @@ fn http_pipelining_bodies_and_refusals() {
     assert!(reply.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{reply}");
 }
 
+/// The server writes pipelined `GET /` answers in runs (of 8, from one
+/// pre-rendered block); runs longer and shorter than that, cut by other
+/// answers, by a `100 Continue` and by a refusal, still leave in request
+/// order and byte for byte.
+#[test]
+fn http_runs_of_get_answers_keep_request_order() {
+    let server = Server::start("http", &[]);
+    let mut s = connect(&server);
+    let get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let not_found = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\
+                     Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\nNot Found\n";
+    let head = &HELLO[..HELLO.len() - 13];
+    let (mut req, mut want) = (String::new(), String::new());
+    for (gets, then) in [(11, "404"), (8, "HEAD"), (1, "404"), (17, "HEAD"), (7, "")] {
+        req.push_str(&get.repeat(gets));
+        want.push_str(&HELLO.repeat(gets));
+        match then {
+            "404" => {
+                req.push_str("GET /nope HTTP/1.1\r\n\r\n");
+                want.push_str(not_found);
+            }
+            "HEAD" => {
+                req.push_str("HEAD / HTTP/1.1\r\n\r\n");
+                want.push_str(head);
+            }
+            _ => {}
+        }
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    expect(&mut s, &want);
+    // A 100 Continue after a run (the body is not in this write), then the
+    // answer once the body came, then a run again.
+    s.write_all(
+        format!(
+            "{}POST /p HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+            get.repeat(9)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    expect(
+        &mut s,
+        &format!(
+            "{}HTTP/1.1 100 Continue\r\n\r\n{not_found}",
+            HELLO.repeat(9)
+        ),
+    );
+    s.write_all(format!("ok{}", get.repeat(3)).as_bytes())
+        .unwrap();
+    expect(&mut s, &HELLO.repeat(3));
+    // A refusal after a run: the run, then the 400, then the close.
+    s.write_all(format!("{}BAD\x01 / HTTP/1.1\r\n\r\n{get}", get.repeat(10)).as_bytes())
+        .unwrap();
+    let reply = read_to_close(&mut s);
+    let run = HELLO.repeat(10);
+    assert!(reply.starts_with(&run), "{reply}");
+    assert!(
+        reply[run.len()..].starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{reply}"
+    );
+    assert!(
+        !reply[run.len()..].contains("Hello"),
+        "answered after a 400: {reply}"
+    );
+}
+
 #[test]
 fn resp_pipelining_and_protocol_errors() {
     let server = Server::start("resp", &[]);
