@@ -200,6 +200,7 @@ impl Clock {
         }
     }
 
+    #[inline]
     fn elapsed_ns(&self) -> u64 {
         mono_ns().saturating_sub(self.start_ns)
     }
@@ -227,12 +228,21 @@ impl Clock {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds. It cannot fail on Linux; if it ever
-/// did, `Instant` (the same clock through std) is the fallback.
+/// did, `Instant` (the same clock through std) is the fallback. Inlined:
+/// the loop reads the clock once per turn.
+#[inline]
 fn mono_ns() -> u64 {
-    crate::sys::time::monotonic_ns().unwrap_or_else(|_| {
-        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
-    })
+    match crate::sys::time::monotonic_ns() {
+        Ok(ns) => ns,
+        Err(_) => mono_ns_fallback(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn mono_ns_fallback() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Whole milliseconds in `d`, rounded up (64-bit arithmetic only: this runs
