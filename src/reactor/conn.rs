@@ -251,6 +251,24 @@ impl Core {
     /// `scratch_in` is the loop's shared read buffer (64 KiB, kept outside
     /// `Core` so that a handler can be given it without moving it).
     pub(crate) fn read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
+        self.read_loop(tok, None, scratch_in);
+    }
+
+    /// The epoll event `ready` for `tok`, which may name a connection: the
+    /// read loop's first lookup is the event's only one. A connected
+    /// connection that is readable, or writable with nothing queued, only
+    /// needs its flags set before the reads; connecting, closed, or output
+    /// waiting for EPOLLOUT: the general path (`conn_event`). A token that
+    /// names something else goes to `dispatch_other`.
+    #[inline]
+    pub(crate) fn conn_ready(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
+        self.read_loop(tok, Some(ready), scratch_in);
+    }
+
+    /// [`Core::read_ready`], and with `event` the dispatch of that event
+    /// (see [`Core::conn_ready`]) done with the first read's lookup.
+    #[inline(always)]
+    fn read_loop(&mut self, tok: Token, mut event: Option<Ready>, scratch_in: &mut Buffer) {
         for _ in 0..READS_PER_TURN {
             let Core {
                 entries,
@@ -259,8 +277,19 @@ impl Core {
                 ..
             } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+                if let Some(ready) = event {
+                    self.dispatch_other(tok, ready);
+                }
                 return;
             };
+            if let Some(ready) = event.take() {
+                if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
+                    || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
+                {
+                    return self.conn_event(tok, ready, scratch_in);
+                }
+                c.flags.insert(readiness_flags(ready));
+            }
             if !c.may_read() {
                 return;
             }
