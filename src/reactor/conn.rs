@@ -33,12 +33,13 @@ pub(crate) const OUT_BATCH: usize = 64 * 1024;
 pub(crate) struct Flags(u16);
 
 impl Flags {
-    /// The kernel may have bytes (or EOF) for us.
+    /// The kernel may have bytes (or EOF) for us. The same bit as
+    /// `EPOLLIN` (see [`readiness_flags`]).
     pub(crate) const READABLE: Flags = Flags(1);
-    /// The send buffer may have room.
-    pub(crate) const WRITABLE: Flags = Flags(1 << 1);
     /// Non-blocking connect in progress.
-    pub(crate) const CONNECTING: Flags = Flags(1 << 2);
+    pub(crate) const CONNECTING: Flags = Flags(1 << 1);
+    /// The send buffer may have room. The same bit as `EPOLLOUT`.
+    pub(crate) const WRITABLE: Flags = Flags(1 << 2);
     /// The peer's FIN has been read.
     pub(crate) const PEER_FIN: Flags = Flags(1 << 3);
     /// The user paused reading.
@@ -559,9 +560,24 @@ pub(crate) enum Batch {
     Failed(IoStatus),
 }
 
-/// The flags an epoll event sets.
+/// The flags an epoll event sets. The usual events (readable, writable,
+/// or both, and nothing else) map bit for bit: `READABLE` is `EPOLLIN`'s
+/// bit and `WRITABLE` `EPOLLOUT`'s.
 #[inline]
 pub(crate) fn readiness_flags(ready: Ready) -> Flags {
+    const IN: u32 = sys::epoll::EPOLLIN as u32;
+    const OUT: u32 = sys::epoll::EPOLLOUT as u32;
+    const _: () = assert!(Flags::READABLE.0 as u32 == IN && Flags::WRITABLE.0 as u32 == OUT);
+    let bits = ready.bits();
+    if bits & !(IN | OUT) == 0 {
+        return Flags(bits as u16);
+    }
+    readiness_flags_slow(ready)
+}
+
+#[cold]
+#[inline(never)]
+fn readiness_flags_slow(ready: Ready) -> Flags {
     let mut f = Flags::default();
     if ready.is_read_closed() {
         f.insert(Flags::RDHUP);
