@@ -267,147 +267,170 @@ impl Core {
     }
 
     /// [`Core::read_ready`], and with `event` the dispatch of that event
-    /// (see [`Core::conn_ready`]) done with the first read's lookup.
+    /// (see [`Core::conn_ready`]) done with the first read's lookup. The
+    /// first read is inline (usually the only one: a short read means
+    /// drained); the others of the turn's `READS_PER_TURN` are out of line.
     #[inline(always)]
-    fn read_loop(&mut self, tok: Token, mut event: Option<Ready>, scratch_in: &mut Buffer) {
-        for _ in 0..READS_PER_TURN {
-            let Core {
-                entries,
-                now,
-                stats,
-                ..
-            } = self;
-            let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
-                if let Some(ready) = event {
-                    self.dispatch_other(tok, ready);
-                }
+    fn read_loop(&mut self, tok: Token, event: Option<Ready>, scratch_in: &mut Buffer) {
+        if self.read_step(tok, event, scratch_in) {
+            self.read_more(tok, scratch_in);
+        }
+    }
+
+    /// The reads after the first one of a turn.
+    #[inline(never)]
+    fn read_more(&mut self, tok: Token, scratch_in: &mut Buffer) {
+        for _ in 1..READS_PER_TURN {
+            if !self.read_step(tok, None, scratch_in) {
                 return;
-            };
-            if let Some(ready) = event.take() {
-                if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
-                    || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
-                {
-                    return self.conn_event(tok, ready, scratch_in);
-                }
-                c.flags.insert(readiness_flags(ready));
-            }
-            if !c.may_read() {
-                return;
-            }
-            #[cfg(feature = "tls")]
-            if c.tls.is_some() {
-                return self.tls_read_ready(tok, scratch_in);
-            }
-            // Empty input buffer: read into the loop's shared 64 KiB buffer,
-            // so a connection holds no buffer of its own between messages.
-            // Otherwise append to its buffer, spilling into the shared one.
-            let from_scratch = c.input.is_empty();
-            let outcome = if from_scratch {
-                // The shared buffer was sized to READ_CHUNK at start and is
-                // only ever cleared (deliver_scratch restores it if a
-                // handler replaced it): its spare room is the whole chunk.
-                scratch_in.clear();
-                let space = scratch_in.spare();
-                let want = space.len();
-                match sys::io::read(c.fd.as_fd(), space) {
-                    Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
-                    Ok(n) => {
-                        scratch_in.commit(n);
-                        ReadOutcome::Data {
-                            n,
-                            drained: n < want,
-                        }
-                    }
-                    Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
-                }
-            } else {
-                // The buffer's maximum is the config's max_input (set at
-                // open), and it holds at most that between callbacks. The
-                // limit is on *unconsumed* input, so the handler must see
-                // the bytes before we judge: let this read take the buffer
-                // up to one chunk past the maximum (nothing read is ever
-                // dropped), and judge after on_data (`deliver`).
-                let max_input = c.input.max();
-                c.input.set_max(max_input.saturating_add(READ_CHUNK));
-                scratch_in.clear();
-                let spill = scratch_in.spare();
-                let outcome = read_available(c.fd.as_fd(), &mut c.input, spill);
-                c.input.set_max(max_input);
-                outcome
-            };
-            match outcome {
-                ReadOutcome::Data { n, drained } => {
-                    stats.bytes_in += n as u64;
-                    c.last_active = *now;
-                    if drained {
-                        c.flags.remove(Flags::READABLE);
-                    }
-                    let eof_next = drained && c.flags.contains(Flags::RDHUP);
-                    if c.flags.contains(Flags::CLOSE_REQ) {
-                        // Closing: discard what still arrives.
-                        c.input.release();
-                        scratch_in.clear();
-                    } else if let Some(handler) = c.handler.take() {
-                        // Taken here, with the connection in hand (may_read:
-                        // it is open), rather than found again.
-                        let batching = c.may_batch();
-                        if from_scratch {
-                            self.deliver_scratch(tok, scratch_in, handler, batching);
-                        } else {
-                            c.flags.remove(Flags::REDELIVER); // delivered now
-                            let input = std::mem::take(&mut c.input);
-                            self.deliver_own(tok, input, handler, batching);
-                        }
-                    } else {
-                        // No handler to call (inside its own callback: not
-                        // on this path, but keep the bytes as deliver would).
-                        let kept = !from_scratch || c.input.extend(scratch_in.as_slice()).is_ok();
-                        scratch_in.clear();
-                        if !kept {
-                            self.abort_with(tok, CloseReason::InputLimit);
-                            return;
-                        }
-                    }
-                    if eof_next {
-                        // EPOLLRDHUP and a short read: the FIN is next; no
-                        // need to spend a read to see the 0.
-                        self.peer_fin(tok);
-                        return;
-                    }
-                    if drained {
-                        // Not READABLE any more (only an event sets it
-                        // again): the next round would stop; stop here.
-                        return;
-                    }
-                }
-                ReadOutcome::Stop(IoStatus::WouldBlock) => {
-                    c.flags.remove(Flags::READABLE);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Eof) => {
-                    self.peer_fin(tok);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Reset) => {
-                    self.finish(tok, CloseReason::Reset);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Error(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                    self.abort_with(tok, CloseReason::InputLimit);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Error(e)) => {
-                    self.finish(tok, CloseReason::Error(e));
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::BrokenPipe | IoStatus::Done) => {
-                    self.finish(tok, CloseReason::BrokenPipe);
-                    return;
-                }
             }
         }
         // Fairness cap reached with bytes still queued: continue next turn.
         self.push_ready(tok);
+    }
+
+    /// One read of `tok` and the delivery of what it brought (with `event`:
+    /// the event's dispatch first). True when the connection may have more
+    /// to read now.
+    #[inline(always)]
+    fn read_step(&mut self, tok: Token, event: Option<Ready>, scratch_in: &mut Buffer) -> bool {
+        let Core {
+            entries,
+            now,
+            stats,
+            ..
+        } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            if let Some(ready) = event {
+                self.dispatch_other(tok, ready);
+            }
+            return false;
+        };
+        if let Some(ready) = event {
+            if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
+                || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
+            {
+                self.conn_event(tok, ready, scratch_in);
+                return false;
+            }
+            c.flags.insert(readiness_flags(ready));
+        }
+        if !c.may_read() {
+            return false;
+        }
+        #[cfg(feature = "tls")]
+        if c.tls.is_some() {
+            self.tls_read_ready(tok, scratch_in);
+            return false;
+        }
+        // Empty input buffer: read into the loop's shared 64 KiB buffer,
+        // so a connection holds no buffer of its own between messages.
+        // Otherwise append to its buffer, spilling into the shared one.
+        let from_scratch = c.input.is_empty();
+        let outcome = if from_scratch {
+            // The shared buffer was sized to READ_CHUNK at start and is
+            // only ever cleared (deliver_scratch restores it if a
+            // handler replaced it): its spare room is the whole chunk.
+            scratch_in.clear();
+            let space = scratch_in.spare();
+            let want = space.len();
+            match sys::io::read(c.fd.as_fd(), space) {
+                Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
+                Ok(n) => {
+                    scratch_in.commit(n);
+                    ReadOutcome::Data {
+                        n,
+                        drained: n < want,
+                    }
+                }
+                Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
+            }
+        } else {
+            // The buffer's maximum is the config's max_input (set at
+            // open), and it holds at most that between callbacks. The
+            // limit is on *unconsumed* input, so the handler must see
+            // the bytes before we judge: let this read take the buffer
+            // up to one chunk past the maximum (nothing read is ever
+            // dropped), and judge after on_data (`deliver`).
+            let max_input = c.input.max();
+            c.input.set_max(max_input.saturating_add(READ_CHUNK));
+            scratch_in.clear();
+            let spill = scratch_in.spare();
+            let outcome = read_available(c.fd.as_fd(), &mut c.input, spill);
+            c.input.set_max(max_input);
+            outcome
+        };
+        match outcome {
+            ReadOutcome::Data { n, drained } => {
+                stats.bytes_in += n as u64;
+                c.last_active = *now;
+                if drained {
+                    c.flags.remove(Flags::READABLE);
+                }
+                let eof_next = drained && c.flags.contains(Flags::RDHUP);
+                if c.flags.contains(Flags::CLOSE_REQ) {
+                    // Closing: discard what still arrives.
+                    c.input.release();
+                    scratch_in.clear();
+                } else if let Some(handler) = c.handler.take() {
+                    // Taken here, with the connection in hand (may_read:
+                    // it is open), rather than found again.
+                    let batching = c.may_batch();
+                    if from_scratch {
+                        self.deliver_scratch(tok, scratch_in, handler, batching);
+                    } else {
+                        c.flags.remove(Flags::REDELIVER); // delivered now
+                        let input = std::mem::take(&mut c.input);
+                        self.deliver_own(tok, input, handler, batching);
+                    }
+                } else {
+                    // No handler to call (inside its own callback: not
+                    // on this path, but keep the bytes as deliver would).
+                    let kept = !from_scratch || c.input.extend(scratch_in.as_slice()).is_ok();
+                    scratch_in.clear();
+                    if !kept {
+                        self.abort_with(tok, CloseReason::InputLimit);
+                        return false;
+                    }
+                }
+                if eof_next {
+                    // EPOLLRDHUP and a short read: the FIN is next; no
+                    // need to spend a read to see the 0.
+                    self.peer_fin(tok);
+                    return false;
+                }
+                if drained {
+                    // Not READABLE any more (only an event sets it
+                    // again): the next round would stop; stop here.
+                    return false;
+                }
+            }
+            ReadOutcome::Stop(IoStatus::WouldBlock) => {
+                c.flags.remove(Flags::READABLE);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Eof) => {
+                self.peer_fin(tok);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Reset) => {
+                self.finish(tok, CloseReason::Reset);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Error(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
+                self.abort_with(tok, CloseReason::InputLimit);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Error(e)) => {
+                self.finish(tok, CloseReason::Error(e));
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::BrokenPipe | IoStatus::Done) => {
+                self.finish(tok, CloseReason::BrokenPipe);
+                return false;
+            }
+        }
+        true
     }
 
     pub(crate) fn push_ready(&mut self, tok: Token) {
