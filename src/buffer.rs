@@ -228,6 +228,16 @@ impl Buffer {
         self.write = self.write.saturating_add(n).min(self.bytes.len());
     }
 
+    /// [`Buffer::commit`] for the read path, which knows that `n` fits: a
+    /// read into [`Buffer::spare`] returns at most its length. Not clamped
+    /// (were `n` too large, the next `as_slice` would panic, never read
+    /// past the allocation).
+    #[inline]
+    pub(crate) fn commit_read(&mut self, n: usize) {
+        debug_assert!(n <= self.bytes.len() - self.write, "read past the spare room");
+        self.write += n;
+    }
+
     /// Takes `data` into an empty buffer without growing beyond what it
     /// needs, reusing the allocation if large enough.
     ///

@@ -337,7 +337,7 @@ impl Core {
             match sys::io::read(c.fd.as_fd(), space) {
                 Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
                 Ok(n) => {
-                    scratch_in.commit(n);
+                    scratch_in.commit_read(n);
                     ReadOutcome::Data {
                         n,
                         drained: n < want,
