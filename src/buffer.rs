@@ -249,7 +249,10 @@ impl Buffer {
     /// past the allocation).
     #[inline]
     pub(crate) fn commit_read(&mut self, n: usize) {
-        debug_assert!(n <= self.bytes.len() - self.write, "read past the spare room");
+        debug_assert!(
+            n <= self.bytes.len() - self.write,
+            "read past the spare room"
+        );
         self.write += n;
     }
 

@@ -30,7 +30,7 @@ pub(crate) const OUT_BATCH: usize = 64 * 1024;
 
 /// A connection's state bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Flags(u16);
+pub(crate) struct Flags(u32);
 
 impl Flags {
     /// The kernel may have bytes (or EOF) for us. The same bit as
@@ -68,6 +68,11 @@ impl Flags {
     /// Resumed from a user pause with input buffered: deliver it again on
     /// the ready-list pass even if no new byte arrives.
     pub(crate) const REDELIVER: Flags = Flags(1 << 15);
+    /// The connection speaks TLS: mirrors `Conn::tls` (set with it, by
+    /// `Conn::set_tls`, never cleared), so that the read and the send hot
+    /// paths send a TLS connection to its own path inside the flag tests
+    /// they make anyway: a plain connection pays no branch for TLS there.
+    pub(crate) const TLS: Flags = Flags(1 << 16);
 
     #[inline]
     pub(crate) fn contains(self, f: Flags) -> bool {
@@ -137,18 +142,11 @@ impl Conn {
         }
     }
 
-    /// True unless the connection speaks TLS (always true without the
-    /// `tls` feature): only then may bytes go straight to the socket.
-    #[inline(always)]
-    pub(crate) fn is_plain(&self) -> bool {
-        #[cfg(feature = "tls")]
-        {
-            self.tls.is_none()
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            true
-        }
+    /// Makes this a TLS connection: its session, and the `TLS` flag.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, state: Box<crate::reactor::tls::TlsState>) {
+        self.tls = Some(state);
+        self.flags.insert(Flags::TLS);
     }
 
     /// Bytes queued for the peer: the output buffer, plus (TLS) what was
@@ -315,13 +313,26 @@ impl Core {
             }
             c.flags.insert(readiness_flags(ready));
         }
-        if !c.may_read() {
-            return false;
-        }
+        // One test for the usual case: readable, not paused, open, plain.
+        const READ_MASK: u32 = Flags::READABLE.0
+            | Flags::USER_PAUSED.0
+            | Flags::HW_PAUSED.0
+            | Flags::CLOSED.0
+            | Flags::CONNECTING.0
+            | Flags::TLS.0;
         #[cfg(feature = "tls")]
-        if c.tls.is_some() {
-            self.tls_read_ready(tok, scratch_in);
-            return false;
+        debug_assert_eq!(c.flags.contains(Flags::TLS), c.tls.is_some());
+        // (Without the `tls` feature the block holds only the first test.)
+        #[allow(clippy::collapsible_if)]
+        if c.flags.0 & READ_MASK != Flags::READABLE.0 {
+            if !c.may_read() {
+                return false;
+            }
+            #[cfg(feature = "tls")]
+            if c.tls.is_some() {
+                self.tls_read_ready(tok, scratch_in);
+                return false;
+            }
         }
         // Empty input buffer: read into the loop's shared 64 KiB buffer,
         // so a connection holds no buffer of its own between messages.
@@ -543,8 +554,10 @@ impl Conn {
             return Batch::Done;
         }
         // A TLS connection's plaintext must go through its session (the
-        // general path encrypts it): plain connections pay this branch.
-        if !f.contains(Flags::WRITABLE) || !self.is_plain() {
+        // general path encrypts it): tested with WRITABLE, in one branch.
+        #[cfg(feature = "tls")]
+        debug_assert_eq!(f.contains(Flags::TLS), self.tls.is_some());
+        if f.0 & (Flags::WRITABLE.0 | Flags::TLS.0) != Flags::WRITABLE.0 {
             return Batch::General;
         }
         match sys::io::send(self.fd.as_fd(), batch) {
@@ -590,10 +603,10 @@ pub(crate) enum Batch {
 pub(crate) fn readiness_flags(ready: Ready) -> Flags {
     const IN: u32 = sys::epoll::EPOLLIN as u32;
     const OUT: u32 = sys::epoll::EPOLLOUT as u32;
-    const _: () = assert!(Flags::READABLE.0 as u32 == IN && Flags::WRITABLE.0 as u32 == OUT);
+    const _: () = assert!(Flags::READABLE.0 == IN && Flags::WRITABLE.0 == OUT);
     let bits = ready.bits();
     if bits & !(IN | OUT) == 0 {
-        return Flags(bits as u16);
+        return Flags(bits);
     }
     readiness_flags_slow(ready)
 }

@@ -875,7 +875,7 @@ impl Core {
                     tls.allow_truncation,
                 );
                 if let Some(c) = self.conn_mut(tok) {
-                    c.tls = Some(state);
+                    c.set_tls(state);
                 }
                 self.tls_start(tok);
                 return Ok(tok);
