@@ -339,11 +339,9 @@ impl Core {
         // Otherwise append to its buffer, spilling into the shared one.
         let from_scratch = c.input.is_empty();
         let outcome = if from_scratch {
-            // The shared buffer was sized to READ_CHUNK at start and is
-            // only ever cleared (deliver_scratch restores it if a
+            // The whole shared buffer (made whole again here if a
             // handler replaced it): its spare room is the whole chunk.
-            scratch_in.clear();
-            let space = scratch_in.spare();
+            let space = fresh_scratch(scratch_in);
             let want = space.len();
             match sys::io::read(c.fd.as_fd(), space) {
                 Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
@@ -365,8 +363,7 @@ impl Core {
             // dropped), and judge after on_data (`deliver`).
             let max_input = c.input.max();
             c.input.set_max(max_input.saturating_add(READ_CHUNK));
-            scratch_in.clear();
-            let spill = scratch_in.spare();
+            let spill = fresh_scratch(scratch_in);
             let outcome = read_available(c.fd.as_fd(), &mut c.input, spill);
             c.input.set_max(max_input);
             outcome
@@ -470,13 +467,9 @@ impl Core {
                 Some(c) => c.input.extend(input.as_slice()).is_ok(),
                 None => true,
             };
-        input.clear();
-        if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
-            // The handler replaced or resized the buffer it was lent
-            // (`mem::take(input)`, say): the next read must still get the
-            // whole chunk, never a 0-byte read that looks like EOF.
-            *input = shared_read_buffer();
-        }
+        // Left as the handler left it: every reader of the shared buffer
+        // empties it first, and makes it whole again if the handler
+        // replaced or resized it (`fresh_scratch`).
         if !kept {
             self.abort_with(tok, CloseReason::InputLimit);
         }
@@ -1058,6 +1051,26 @@ impl Core {
         }
         res
     }
+}
+
+/// The loop's shared read buffer, emptied, as room for one read: the whole
+/// `READ_CHUNK`. Every read into it starts here. A handler lent it by
+/// `deliver_scratch` may have replaced or resized it (`mem::take(input)`,
+/// say); it is then allocated again, so that a read never gets less than
+/// the whole chunk (a 0-byte read would look like EOF).
+#[inline(always)]
+pub(crate) fn fresh_scratch(scratch_in: &mut Buffer) -> &mut [u8] {
+    scratch_in.clear();
+    if scratch_in.capacity() != READ_CHUNK {
+        renew_scratch(scratch_in);
+    }
+    scratch_in.spare()
+}
+
+#[cold]
+#[inline(never)]
+fn renew_scratch(scratch_in: &mut Buffer) {
+    *scratch_in = shared_read_buffer();
 }
 
 /// The loop's shared read buffer: `READ_CHUNK` bytes, allocated once.

@@ -306,8 +306,7 @@ impl Core {
                 return;
             }
             // The shared read buffer is the ciphertext landing area.
-            scratch_in.clear();
-            let spill = scratch_in.spare();
+            let spill = crate::reactor::conn::fresh_scratch(scratch_in);
             if c.flags.contains(Flags::CLOSE_REQ) {
                 // Closing: discard what still arrives, until the FIN.
                 match sys::io::read(c.fd.as_fd(), spill) {
