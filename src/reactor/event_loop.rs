@@ -966,8 +966,8 @@ impl Core {
         // A panicking handler ends its own connection, not the loop. What
         // the callback borrowed from the loop is restored below whichever
         // way it returns: `in_callback`, the handler, the out-scratch (and
-        // the in-scratch, lent to on_data in place: deliver_scratch makes
-        // it whole again if the handler replaced it).
+        // the in-scratch, lent to on_data in place: the next read makes it
+        // whole again if the handler replaced it, `fresh_scratch`).
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
             f(&mut *handler, &mut Context::for_conn(self, tok, batching))
         }));
