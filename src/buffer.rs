@@ -177,6 +177,21 @@ impl Buffer {
         self.extend_slow(data)
     }
 
+    /// Appends `data` if it fits in the allocated tail and the buffer then
+    /// holds at most `limit` bytes (the maximum is not consulted); false,
+    /// with nothing appended, otherwise. For the batching write path, whose
+    /// buffer has no maximum and whose own limit is the batch size.
+    #[inline(always)]
+    pub(crate) fn append_within(&mut self, data: &[u8], limit: usize) -> bool {
+        let end = self.write + data.len();
+        if end <= self.bytes.len() && end - self.read <= limit {
+            self.bytes[self.write..end].copy_from_slice(data);
+            self.write = end;
+            return true;
+        }
+        false
+    }
+
     #[cold]
     fn extend_slow(&mut self, data: &[u8]) -> Result<(), BufferFull> {
         self.writable(data.len())?[..data.len()].copy_from_slice(data);
@@ -226,6 +241,19 @@ impl Buffer {
     #[inline]
     pub fn commit(&mut self, n: usize) {
         self.write = self.write.saturating_add(n).min(self.bytes.len());
+    }
+
+    /// [`Buffer::commit`] for the read path, which knows that `n` fits: a
+    /// read into [`Buffer::spare`] returns at most its length. Not clamped
+    /// (were `n` too large, the next `as_slice` would panic, never read
+    /// past the allocation).
+    #[inline]
+    pub(crate) fn commit_read(&mut self, n: usize) {
+        debug_assert!(
+            n <= self.bytes.len() - self.write,
+            "read past the spare room"
+        );
+        self.write += n;
     }
 
     /// Takes `data` into an empty buffer without growing beyond what it

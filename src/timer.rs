@@ -82,8 +82,24 @@ impl<T> Timers<T> {
     pub fn cancel(&mut self, id: TimerId) -> Option<T> {
         self.slot_mut(id)?;
         let slot = self.slots.remove(id.key as usize);
+        self.settle();
         self.maybe_compact();
         Some(slot.payload)
+    }
+
+    /// Drops dead entries (of cancelled or fired timers) from the top of
+    /// the heap, so that its top is always a live timer's: called after
+    /// every removal, so that [`Timers::next_deadline`], read every loop
+    /// turn, is one look at the top and a dead entry never causes a wake-up.
+    fn settle(&mut self) {
+        while let Some(&Reverse((_, key, generation))) = self.heap.peek() {
+            match self.slots.get(key as usize) {
+                Some(s) if s.generation == generation => break,
+                _ => {
+                    self.heap.pop();
+                }
+            }
+        }
     }
 
     /// Moves a timer's deadline. Later deadlines cost no heap work and no
@@ -110,18 +126,13 @@ impl<T> Timers<T> {
     }
 
     /// The earliest deadline that may be due, for the poll timeout. It can
-    /// be earlier than the true next expiry (a cancelled or postponed entry
-    /// surfaces first); the loop then wakes once, skips it, and waits again.
+    /// be earlier than the true next expiry (the old entry of a timer
+    /// postponed by [`Timers::reset`] surfaces first); the loop then wakes
+    /// once, moves it, and waits again. Entries of cancelled or fired timers
+    /// never surface here: every removal drops them from the top of the
+    /// heap, so this is one look at it.
+    #[inline]
     pub fn next_deadline(&mut self) -> Option<u64> {
-        // Drop cancelled entries at the top so they never cause a wake-up.
-        while let Some(&Reverse((_, key, generation))) = self.heap.peek() {
-            match self.slots.get(key as usize) {
-                Some(s) if s.generation == generation => break,
-                _ => {
-                    self.heap.pop();
-                }
-            }
-        }
         self.heap.peek().map(|Reverse((d, _, _))| *d)
     }
 
@@ -137,7 +148,7 @@ impl<T> Timers<T> {
     pub fn pop_expired(&mut self, now: u64) -> Option<(TimerId, T)> {
         while let Some(&Reverse((deadline, key, generation))) = self.heap.peek() {
             if deadline > now {
-                return None;
+                break;
             }
             self.heap.pop();
             let Some(slot) = self.slots.get(key as usize) else {
@@ -153,8 +164,10 @@ impl<T> Timers<T> {
                 continue;
             }
             let slot = self.slots.remove(key as usize);
+            self.settle();
             return Some((TimerId { key, generation }, slot.payload));
         }
+        self.settle();
         None
     }
 
@@ -200,6 +213,7 @@ impl Clock {
         }
     }
 
+    #[inline]
     fn elapsed_ns(&self) -> u64 {
         mono_ns().saturating_sub(self.start_ns)
     }
@@ -227,12 +241,21 @@ impl Clock {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds. It cannot fail on Linux; if it ever
-/// did, `Instant` (the same clock through std) is the fallback.
+/// did, `Instant` (the same clock through std) is the fallback. Inlined:
+/// the loop reads the clock once per turn.
+#[inline]
 fn mono_ns() -> u64 {
-    crate::sys::time::monotonic_ns().unwrap_or_else(|_| {
-        static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
-    })
+    match crate::sys::time::monotonic_ns() {
+        Ok(ns) => ns,
+        Err(_) => mono_ns_fallback(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn mono_ns_fallback() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Whole milliseconds in `d`, rounded up (64-bit arithmetic only: this runs
@@ -265,6 +288,33 @@ mod tests {
         assert_eq!(t.pop_expired(25).map(|x| x.1), Some("b"));
         assert_eq!(t.pop_expired(25).map(|x| x.1), Some("c"));
         assert_eq!(t.pop_expired(100).map(|x| x.1), None);
+        assert!(t.is_empty());
+    }
+
+    /// The loop's wait is bounded by `next_deadline`, which only looks at
+    /// the top of the heap: a cancelled or fired timer's entry must never
+    /// be there, or the loop would wake for nothing.
+    #[test]
+    fn next_deadline_never_names_a_dead_timer() {
+        let mut t = Timers::new();
+        let a = t.insert(10, "a");
+        let b = t.insert(20, "b");
+        t.insert(30, "c");
+        assert_eq!(t.cancel(a), Some("a"));
+        assert_eq!(t.next_deadline(), Some(20), "a cancelled top is dropped");
+        // An earlier reset leaves b's old entry behind: once b fires, that
+        // entry is dead and must not bound the wait either.
+        assert!(t.reset(b, 15));
+        assert_eq!(t.next_deadline(), Some(15));
+        assert_eq!(t.pop_expired(16).map(|x| x.1), Some("b"));
+        assert_eq!(t.next_deadline(), Some(30), "b's stale entry is dropped");
+        assert_eq!(t.pop_expired(29).map(|x| x.1), None);
+        assert_eq!(t.next_deadline(), Some(30));
+        // The last live timer cancelled: nothing bounds the wait.
+        let d = t.insert(40, "d");
+        assert_eq!(t.pop_expired(30).map(|x| x.1), Some("c"));
+        assert_eq!(t.cancel(d), Some("d"));
+        assert_eq!(t.next_deadline(), None);
         assert!(t.is_empty());
     }
 

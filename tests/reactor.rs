@@ -104,6 +104,75 @@ fn echo_of_16_mib_is_byte_exact() {
     join.join().unwrap();
 }
 
+/// `on_data` is lent the loop's shared read buffer in place. A handler may
+/// take it (`mem::take`, leaving an empty one without an allocation) or
+/// shrink it: the loop's next read must still get the whole chunk, never
+/// a 0-byte read that would look like the peer's FIN.
+#[test]
+fn a_handler_that_takes_or_shrinks_the_lent_buffer_does_not_break_the_next_read() {
+    struct Taker {
+        turn: usize,
+    }
+    impl Handler for Taker {
+        fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+            self.turn += 1;
+            let got = if self.turn % 2 == 1 {
+                std::mem::take(input)
+            } else {
+                // Empty (everything consumed), but 8 bytes of room.
+                let mut small = Buffer::with_max(16);
+                small.writable(8).unwrap();
+                std::mem::replace(input, small)
+            };
+            let _ = ctx.write(got.as_slice());
+        }
+    }
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let closes = log.clone();
+    let (addr, handle, join) = spawn_loop(move |ev| {
+        let l = listener();
+        let addr = l.local_addr().unwrap();
+        ev.listen(l, ServerConfig::default(), move |_| {
+            let closes = closes.clone();
+            Box::new(Closes {
+                inner: Taker { turn: 0 },
+                log: closes,
+            })
+        })
+        .unwrap();
+        addr
+    });
+    struct Closes {
+        inner: Taker,
+        log: Log,
+    }
+    impl Handler for Closes {
+        fn on_data(&mut self, ctx: &mut Context<'_>, input: &mut Buffer) {
+            self.inner.on_data(ctx, input)
+        }
+        fn on_close(&mut self, _ctx: &mut Context<'_>, reason: &CloseReason) {
+            self.log.lock().unwrap().push(format!("{reason:?}"));
+        }
+    }
+    let mut s = connect(addr);
+    for i in 0..6u8 {
+        let msg = [b'a' + i; 10];
+        s.write_all(&msg).unwrap();
+        let mut back = [0u8; 10];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg, "round trip {i}");
+    }
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "closed: {:?}",
+        log.lock().unwrap()
+    );
+    drop(s);
+    assert_eq!(wait_for(&log, 1), vec!["PeerClosed".to_string()]);
+    handle.stop().unwrap();
+    join.join().unwrap();
+}
+
 /// Two connections with data in the same epoll batch; whichever handler
 /// runs first closes the other. The closed one must get no `on_data` from
 /// the event already in the batch, and its slot is only reused after the

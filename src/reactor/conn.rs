@@ -30,15 +30,16 @@ pub(crate) const OUT_BATCH: usize = 64 * 1024;
 
 /// A connection's state bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Flags(u16);
+pub(crate) struct Flags(u32);
 
 impl Flags {
-    /// The kernel may have bytes (or EOF) for us.
+    /// The kernel may have bytes (or EOF) for us. The same bit as
+    /// `EPOLLIN` (see [`readiness_flags`]).
     pub(crate) const READABLE: Flags = Flags(1);
-    /// The send buffer may have room.
-    pub(crate) const WRITABLE: Flags = Flags(1 << 1);
     /// Non-blocking connect in progress.
-    pub(crate) const CONNECTING: Flags = Flags(1 << 2);
+    pub(crate) const CONNECTING: Flags = Flags(1 << 1);
+    /// The send buffer may have room. The same bit as `EPOLLOUT`.
+    pub(crate) const WRITABLE: Flags = Flags(1 << 2);
     /// The peer's FIN has been read.
     pub(crate) const PEER_FIN: Flags = Flags(1 << 3);
     /// The user paused reading.
@@ -67,6 +68,11 @@ impl Flags {
     /// Resumed from a user pause with input buffered: deliver it again on
     /// the ready-list pass even if no new byte arrives.
     pub(crate) const REDELIVER: Flags = Flags(1 << 15);
+    /// The connection speaks TLS: mirrors `Conn::tls` (set with it, by
+    /// `Conn::set_tls`, never cleared), so that the read and the send hot
+    /// paths send a TLS connection to its own path inside the flag tests
+    /// they make anyway: a plain connection pays no branch for TLS there.
+    pub(crate) const TLS: Flags = Flags(1 << 16);
 
     #[inline]
     pub(crate) fn contains(self, f: Flags) -> bool {
@@ -136,18 +142,11 @@ impl Conn {
         }
     }
 
-    /// True unless the connection speaks TLS (always true without the
-    /// `tls` feature): only then may bytes go straight to the socket.
-    #[inline(always)]
-    pub(crate) fn is_plain(&self) -> bool {
-        #[cfg(feature = "tls")]
-        {
-            self.tls.is_none()
-        }
-        #[cfg(not(feature = "tls"))]
-        {
-            true
-        }
+    /// Makes this a TLS connection: its session, and the `TLS` flag.
+    #[cfg(feature = "tls")]
+    pub(crate) fn set_tls(&mut self, state: Box<crate::reactor::tls::TlsState>) {
+        self.tls = Some(state);
+        self.flags.insert(Flags::TLS);
     }
 
     /// Bytes queued for the peer: the output buffer, plus (TLS) what was
@@ -251,133 +250,195 @@ impl Core {
     /// `scratch_in` is the loop's shared read buffer (64 KiB, kept outside
     /// `Core` so that a handler can be given it without moving it).
     pub(crate) fn read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
-        for _ in 0..READS_PER_TURN {
-            let Core {
-                entries,
-                now,
-                stats,
-                ..
-            } = self;
-            let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+        self.read_loop(tok, None, scratch_in);
+    }
+
+    /// The epoll event `ready` for `tok`, which may name a connection: the
+    /// read loop's first lookup is the event's only one. A connected
+    /// connection that is readable, or writable with nothing queued, only
+    /// needs its flags set before the reads; connecting, closed, or output
+    /// waiting for EPOLLOUT: the general path (`conn_event`). A token that
+    /// names something else goes to `dispatch_other`.
+    #[inline]
+    pub(crate) fn conn_ready(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
+        self.read_loop(tok, Some(ready), scratch_in);
+    }
+
+    /// [`Core::read_ready`], and with `event` the dispatch of that event
+    /// (see [`Core::conn_ready`]) done with the first read's lookup. The
+    /// first read is inline (usually the only one: a short read means
+    /// drained); the others of the turn's `READS_PER_TURN` are out of line.
+    #[inline(always)]
+    fn read_loop(&mut self, tok: Token, event: Option<Ready>, scratch_in: &mut Buffer) {
+        if self.read_step(tok, event, scratch_in) {
+            self.read_more(tok, scratch_in);
+        }
+    }
+
+    /// The reads after the first one of a turn.
+    #[inline(never)]
+    fn read_more(&mut self, tok: Token, scratch_in: &mut Buffer) {
+        for _ in 1..READS_PER_TURN {
+            if !self.read_step(tok, None, scratch_in) {
                 return;
-            };
-            if !c.may_read() {
-                return;
-            }
-            #[cfg(feature = "tls")]
-            if c.tls.is_some() {
-                return self.tls_read_ready(tok, scratch_in);
-            }
-            // Empty input buffer: read into the loop's shared 64 KiB buffer,
-            // so a connection holds no buffer of its own between messages.
-            // Otherwise append to its buffer, spilling into the shared one.
-            let from_scratch = c.input.is_empty();
-            let outcome = if from_scratch {
-                // The shared buffer was sized to READ_CHUNK at start and is
-                // only ever cleared (deliver_scratch restores it if a
-                // handler replaced it): its spare room is the whole chunk.
-                scratch_in.clear();
-                let space = scratch_in.spare();
-                let want = space.len();
-                match sys::io::read(c.fd.as_fd(), space) {
-                    Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
-                    Ok(n) => {
-                        scratch_in.commit(n);
-                        ReadOutcome::Data {
-                            n,
-                            drained: n < want,
-                        }
-                    }
-                    Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
-                }
-            } else {
-                // The buffer's maximum is the config's max_input (set at
-                // open), and it holds at most that between callbacks. The
-                // limit is on *unconsumed* input, so the handler must see
-                // the bytes before we judge: let this read take the buffer
-                // up to one chunk past the maximum (nothing read is ever
-                // dropped), and judge after on_data (`deliver`).
-                let max_input = c.input.max();
-                c.input.set_max(max_input.saturating_add(READ_CHUNK));
-                scratch_in.clear();
-                let spill = scratch_in.spare();
-                let outcome = read_available(c.fd.as_fd(), &mut c.input, spill);
-                c.input.set_max(max_input);
-                outcome
-            };
-            match outcome {
-                ReadOutcome::Data { n, drained } => {
-                    stats.bytes_in += n as u64;
-                    c.last_active = *now;
-                    if drained {
-                        c.flags.remove(Flags::READABLE);
-                    }
-                    let eof_next = drained && c.flags.contains(Flags::RDHUP);
-                    if c.flags.contains(Flags::CLOSE_REQ) {
-                        // Closing: discard what still arrives.
-                        c.input.release();
-                        scratch_in.clear();
-                    } else if let Some(handler) = c.handler.take() {
-                        // Taken here, with the connection in hand (may_read:
-                        // it is open), rather than found again.
-                        let batching = c.may_batch();
-                        if from_scratch {
-                            self.deliver_scratch(tok, scratch_in, handler, batching);
-                        } else {
-                            c.flags.remove(Flags::REDELIVER); // delivered now
-                            let input = std::mem::take(&mut c.input);
-                            self.deliver_own(tok, input, handler, batching);
-                        }
-                    } else {
-                        // No handler to call (inside its own callback: not
-                        // on this path, but keep the bytes as deliver would).
-                        let kept = !from_scratch || c.input.extend(scratch_in.as_slice()).is_ok();
-                        scratch_in.clear();
-                        if !kept {
-                            self.abort_with(tok, CloseReason::InputLimit);
-                            return;
-                        }
-                    }
-                    if eof_next {
-                        // EPOLLRDHUP and a short read: the FIN is next; no
-                        // need to spend a read to see the 0.
-                        self.peer_fin(tok);
-                        return;
-                    }
-                    if drained {
-                        // Not READABLE any more (only an event sets it
-                        // again): the next round would stop; stop here.
-                        return;
-                    }
-                }
-                ReadOutcome::Stop(IoStatus::WouldBlock) => {
-                    c.flags.remove(Flags::READABLE);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Eof) => {
-                    self.peer_fin(tok);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Reset) => {
-                    self.finish(tok, CloseReason::Reset);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Error(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
-                    self.abort_with(tok, CloseReason::InputLimit);
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::Error(e)) => {
-                    self.finish(tok, CloseReason::Error(e));
-                    return;
-                }
-                ReadOutcome::Stop(IoStatus::BrokenPipe | IoStatus::Done) => {
-                    self.finish(tok, CloseReason::BrokenPipe);
-                    return;
-                }
             }
         }
         // Fairness cap reached with bytes still queued: continue next turn.
         self.push_ready(tok);
+    }
+
+    /// One read of `tok` and the delivery of what it brought (with `event`:
+    /// the event's dispatch first). True when the connection may have more
+    /// to read now.
+    #[inline(always)]
+    fn read_step(&mut self, tok: Token, event: Option<Ready>, scratch_in: &mut Buffer) -> bool {
+        let Core {
+            entries,
+            now,
+            stats,
+            ..
+        } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            if let Some(ready) = event {
+                self.dispatch_other(tok, ready);
+            }
+            return false;
+        };
+        if let Some(ready) = event {
+            if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
+                || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
+            {
+                self.conn_event(tok, ready, scratch_in);
+                return false;
+            }
+            c.flags.insert(readiness_flags(ready));
+        }
+        // One test for the usual case: readable, not paused, open, plain.
+        const READ_MASK: u32 = Flags::READABLE.0
+            | Flags::USER_PAUSED.0
+            | Flags::HW_PAUSED.0
+            | Flags::CLOSED.0
+            | Flags::CONNECTING.0
+            | Flags::TLS.0;
+        #[cfg(feature = "tls")]
+        debug_assert_eq!(c.flags.contains(Flags::TLS), c.tls.is_some());
+        // (Without the `tls` feature the block holds only the first test.)
+        #[allow(clippy::collapsible_if)]
+        if c.flags.0 & READ_MASK != Flags::READABLE.0 {
+            if !c.may_read() {
+                return false;
+            }
+            #[cfg(feature = "tls")]
+            if c.tls.is_some() {
+                self.tls_read_ready(tok, scratch_in);
+                return false;
+            }
+        }
+        // Empty input buffer: read into the loop's shared 64 KiB buffer,
+        // so a connection holds no buffer of its own between messages.
+        // Otherwise append to its buffer, spilling into the shared one.
+        let from_scratch = c.input.is_empty();
+        let outcome = if from_scratch {
+            // The whole shared buffer (made whole again here if a
+            // handler replaced it): its spare room is the whole chunk.
+            let space = fresh_scratch(scratch_in);
+            let want = space.len();
+            match sys::io::read(c.fd.as_fd(), space) {
+                Ok(0) => ReadOutcome::Stop(IoStatus::Eof),
+                Ok(n) => {
+                    scratch_in.commit_read(n);
+                    ReadOutcome::Data {
+                        n,
+                        drained: n < want,
+                    }
+                }
+                Err(e) => ReadOutcome::Stop(IoStatus::from_error(e)),
+            }
+        } else {
+            // The buffer's maximum is the config's max_input (set at
+            // open), and it holds at most that between callbacks. The
+            // limit is on *unconsumed* input, so the handler must see
+            // the bytes before we judge: let this read take the buffer
+            // up to one chunk past the maximum (nothing read is ever
+            // dropped), and judge after on_data (`deliver`).
+            let max_input = c.input.max();
+            c.input.set_max(max_input.saturating_add(READ_CHUNK));
+            let spill = fresh_scratch(scratch_in);
+            let outcome = read_available(c.fd.as_fd(), &mut c.input, spill);
+            c.input.set_max(max_input);
+            outcome
+        };
+        match outcome {
+            ReadOutcome::Data { n, drained } => {
+                stats.bytes_in += n as u64;
+                c.last_active = *now;
+                if drained {
+                    c.flags.remove(Flags::READABLE);
+                }
+                let eof_next = drained && c.flags.contains(Flags::RDHUP);
+                if c.flags.contains(Flags::CLOSE_REQ) {
+                    // Closing: discard what still arrives.
+                    c.input.release();
+                    scratch_in.clear();
+                } else if let Some(handler) = c.handler.take() {
+                    // Taken here, with the connection in hand (may_read:
+                    // it is open), rather than found again.
+                    let batching = c.may_batch();
+                    if from_scratch {
+                        self.deliver_scratch(tok, scratch_in, handler, batching);
+                    } else {
+                        c.flags.remove(Flags::REDELIVER); // delivered now
+                        let input = std::mem::take(&mut c.input);
+                        self.deliver_own(tok, input, handler, batching);
+                    }
+                } else {
+                    // No handler to call (inside its own callback: not
+                    // on this path, but keep the bytes as deliver would).
+                    let kept = !from_scratch || c.input.extend(scratch_in.as_slice()).is_ok();
+                    scratch_in.clear();
+                    if !kept {
+                        self.abort_with(tok, CloseReason::InputLimit);
+                        return false;
+                    }
+                }
+                if eof_next {
+                    // EPOLLRDHUP and a short read: the FIN is next; no
+                    // need to spend a read to see the 0.
+                    self.peer_fin(tok);
+                    return false;
+                }
+                if drained {
+                    // Not READABLE any more (only an event sets it
+                    // again): the next round would stop; stop here.
+                    return false;
+                }
+            }
+            ReadOutcome::Stop(IoStatus::WouldBlock) => {
+                c.flags.remove(Flags::READABLE);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Eof) => {
+                self.peer_fin(tok);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Reset) => {
+                self.finish(tok, CloseReason::Reset);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Error(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
+                self.abort_with(tok, CloseReason::InputLimit);
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::Error(e)) => {
+                self.finish(tok, CloseReason::Error(e));
+                return false;
+            }
+            ReadOutcome::Stop(IoStatus::BrokenPipe | IoStatus::Done) => {
+                self.finish(tok, CloseReason::BrokenPipe);
+                return false;
+            }
+        }
+        true
     }
 
     pub(crate) fn push_ready(&mut self, tok: Token) {
@@ -406,13 +467,9 @@ impl Core {
                 Some(c) => c.input.extend(input.as_slice()).is_ok(),
                 None => true,
             };
-        input.clear();
-        if input.capacity() != READ_CHUNK || input.max() != READ_CHUNK {
-            // The handler replaced or resized the buffer it was lent
-            // (`mem::take(input)`, say): the next read must still get the
-            // whole chunk, never a 0-byte read that looks like EOF.
-            *input = shared_read_buffer();
-        }
+        // Left as the handler left it: every reader of the shared buffer
+        // empties it first, and makes it whole again if the handler
+        // replaced or resized it (`fresh_scratch`).
         if !kept {
             self.abort_with(tok, CloseReason::InputLimit);
         }
@@ -490,8 +547,10 @@ impl Conn {
             return Batch::Done;
         }
         // A TLS connection's plaintext must go through its session (the
-        // general path encrypts it): plain connections pay this branch.
-        if !f.contains(Flags::WRITABLE) || !self.is_plain() {
+        // general path encrypts it): tested with WRITABLE, in one branch.
+        #[cfg(feature = "tls")]
+        debug_assert_eq!(f.contains(Flags::TLS), self.tls.is_some());
+        if f.0 & (Flags::WRITABLE.0 | Flags::TLS.0) != Flags::WRITABLE.0 {
             return Batch::General;
         }
         match sys::io::send(self.fd.as_fd(), batch) {
@@ -530,9 +589,24 @@ pub(crate) enum Batch {
     Failed(IoStatus),
 }
 
-/// The flags an epoll event sets.
+/// The flags an epoll event sets. The usual events (readable, writable,
+/// or both, and nothing else) map bit for bit: `READABLE` is `EPOLLIN`'s
+/// bit and `WRITABLE` `EPOLLOUT`'s.
 #[inline]
 pub(crate) fn readiness_flags(ready: Ready) -> Flags {
+    const IN: u32 = sys::epoll::EPOLLIN as u32;
+    const OUT: u32 = sys::epoll::EPOLLOUT as u32;
+    const _: () = assert!(Flags::READABLE.0 == IN && Flags::WRITABLE.0 == OUT);
+    let bits = ready.bits();
+    if bits & !(IN | OUT) == 0 {
+        return Flags(bits);
+    }
+    readiness_flags_slow(ready)
+}
+
+#[cold]
+#[inline(never)]
+fn readiness_flags_slow(ready: Ready) -> Flags {
     let mut f = Flags::default();
     if ready.is_read_closed() {
         f.insert(Flags::RDHUP);
@@ -977,6 +1051,26 @@ impl Core {
         }
         res
     }
+}
+
+/// The loop's shared read buffer, emptied, as room for one read: the whole
+/// `READ_CHUNK`. Every read into it starts here. A handler lent it by
+/// `deliver_scratch` may have replaced or resized it (`mem::take(input)`,
+/// say); it is then allocated again, so that a read never gets less than
+/// the whole chunk (a 0-byte read would look like EOF).
+#[inline(always)]
+pub(crate) fn fresh_scratch(scratch_in: &mut Buffer) -> &mut [u8] {
+    scratch_in.clear();
+    if scratch_in.capacity() != READ_CHUNK {
+        renew_scratch(scratch_in);
+    }
+    scratch_in.spare()
+}
+
+#[cold]
+#[inline(never)]
+fn renew_scratch(scratch_in: &mut Buffer) {
+    *scratch_in = shared_read_buffer();
 }
 
 /// The loop's shared read buffer: `READ_CHUNK` bytes, allocated once.

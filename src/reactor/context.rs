@@ -81,12 +81,26 @@ impl<'a> Context<'a> {
     /// callback.
     #[inline]
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        // The hot path: what write_for would do for a quiet current
+        // connection, without finding it again, when the batch has room.
+        if self.batching
+            && data.len() < DIRECT_WRITE
+            && self.core.scratch_out.append_within(data, OUT_BATCH)
+        {
+            return Ok(());
+        }
+        self.write_general(data)
+    }
+
+    /// [`Context::write`] when the hot path does not apply: the batch must
+    /// grow first (it is allocated on demand), or the write is large, or
+    /// the connection is not quiet.
+    #[inline(never)]
+    fn write_general(&mut self, data: &[u8]) -> io::Result<()> {
         if self.batching
             && data.len() < DIRECT_WRITE
             && self.core.scratch_out.len() + data.len() <= OUT_BATCH
         {
-            // The hot path: what write_for would do for a quiet current
-            // connection, without finding it again.
             let _ = self.core.scratch_out.extend(data);
             return Ok(());
         }

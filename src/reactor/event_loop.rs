@@ -546,23 +546,20 @@ impl EventLoop {
 }
 
 impl Core {
-    /// Routes one epoll event to whatever its token names.
+    /// Routes one epoll event to whatever its token names. A
+    /// connection's event goes straight into its read loop, whose first
+    /// lookup is the only one (`Core::conn_ready`); everything else comes
+    /// back to [`Core::dispatch_other`].
+    #[inline(always)]
     fn dispatch(&mut self, tok: Token, ready: Ready, scratch_in: &mut Buffer) {
+        self.conn_ready(tok, ready, scratch_in);
+    }
+
+    /// An event for a token that does not name a connection.
+    #[inline(never)]
+    pub(crate) fn dispatch_other(&mut self, tok: Token, ready: Ready) {
         match self.entries.get_mut(tok) {
-            Some(Entry::Conn(c)) => {
-                // The hot path, with the connection found once: a connected
-                // connection that is readable, or writable with nothing
-                // queued, only needs its flags set before the reads.
-                // Connecting, closed, or output waiting for EPOLLOUT: the
-                // general path.
-                if c.flags.any(Flags::CLOSED | Flags::CONNECTING)
-                    || (!c.output.is_empty() && (ready.is_writable() || ready.is_error()))
-                {
-                    return self.conn_event(tok, ready, scratch_in);
-                }
-                c.flags.insert(crate::reactor::conn::readiness_flags(ready));
-                self.read_ready(tok, scratch_in);
-            }
+            Some(Entry::Conn(_)) => {} // conn_ready's
             Some(Entry::Listener(_)) => self.accept_ready(tok),
             Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
             Some(Entry::Waker) => self.run_posted(),
@@ -878,7 +875,7 @@ impl Core {
                     tls.allow_truncation,
                 );
                 if let Some(c) = self.conn_mut(tok) {
-                    c.tls = Some(state);
+                    c.set_tls(state);
                 }
                 self.tls_start(tok);
                 return Ok(tok);
@@ -969,8 +966,8 @@ impl Core {
         // A panicking handler ends its own connection, not the loop. What
         // the callback borrowed from the loop is restored below whichever
         // way it returns: `in_callback`, the handler, the out-scratch (and
-        // the in-scratch, lent to on_data in place: deliver_scratch makes
-        // it whole again if the handler replaced it).
+        // the in-scratch, lent to on_data in place: the next read makes it
+        // whole again if the handler replaced it, `fresh_scratch`).
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
             f(&mut *handler, &mut Context::for_conn(self, tok, batching))
         }));

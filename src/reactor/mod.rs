@@ -21,8 +21,10 @@
 //! | `siblings.rs` | a loop's place in a group of loops (cross-loop posts, published load) |
 //!
 //! An event goes `EventLoop::run_once` -> `Core::dispatch` ->
-//! `Core::conn_event` (conn.rs) -> `Core::read_ready` -> `Handler::on_data`;
-//! ARCHITECTURE.md walks the whole path.
+//! `Core::conn_ready` (conn.rs: the first read's lookup routes it; other
+//! tokens go to `Core::dispatch_other`, a connection that is connecting,
+//! closed or has output queued for EPOLLOUT to `Core::conn_event`) -> the
+//! read -> `Handler::on_data`; ARCHITECTURE.md walks the whole path.
 
 mod accept;
 pub(crate) mod config;

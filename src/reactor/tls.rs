@@ -1,7 +1,9 @@
 //! TLS connections in the loop (feature `tls`): what the read path, the
 //! send path, the close path and the connect path do for a connection that
-//! has a [`TlsSession`], kept out of conn.rs so that plain connections pay
-//! one branch (`c.tls.is_some()`) at the read and at the send.
+//! has a [`TlsSession`], kept out of conn.rs. A TLS connection also has
+//! the `Flags::TLS` bit, which the read and the send hot paths test inside
+//! the flag tests they make anyway (`READABLE`, `WRITABLE`): a plain
+//! connection pays no branch of its own for TLS there.
 //!
 //! A TLS connection's output buffer holds *ciphertext*: plaintext is
 //! encrypted where a plain connection would `send` it (after the callback,
@@ -304,8 +306,7 @@ impl Core {
                 return;
             }
             // The shared read buffer is the ciphertext landing area.
-            scratch_in.clear();
-            let spill = scratch_in.spare();
+            let spill = crate::reactor::conn::fresh_scratch(scratch_in);
             if c.flags.contains(Flags::CLOSE_REQ) {
                 // Closing: discard what still arrives, until the FIN.
                 match sys::io::read(c.fd.as_fd(), spill) {
@@ -470,7 +471,7 @@ impl Core {
         let tok = self.connect(addr, timeout, handler).map_err(|(e, _)| e)?;
         if let Some(c) = self.conn_mut(tok) {
             let bound = timeout.unwrap_or(CLIENT_HANDSHAKE_TIMEOUT);
-            c.tls = Some(TlsState::new(session, bound, false));
+            c.set_tls(TlsState::new(session, bound, false));
         }
         Ok(tok)
     }
