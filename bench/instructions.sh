@@ -7,12 +7,12 @@
 # Usage: bench/instructions.sh [--build] [--only NAME[,NAME...]] [--no-syscalls]
 #   --build        build sockloop's examples and the peers first
 #   --only LIST    servers to measure (default: all): sockloop-echo,
-#                  sockloop-echo-2loops, mio-echo, c-echo, tokio-echo,
-#                  sockloop-http, sockloop-http-2loops, mio-http,
-#                  mio-httparse, c-http, tokio-http (the -2loops rows run
-#                  the example with --threads 2: what a second loop adds
-#                  per request, exactly, where CPU time on 2 shared cores
-#                  cannot tell)
+#                  sockloop-echo-2loops, sockloop-echo-4loops, mio-echo,
+#                  c-echo, tokio-echo, sockloop-http, sockloop-http-2loops,
+#                  sockloop-http-4loops, mio-http, mio-httparse, c-http,
+#                  tokio-http (the -Nloops rows run the example with
+#                  --threads N: what more loops add per request, exactly,
+#                  where CPU time on 2 shared cores cannot tell)
 #   --no-syscalls  skip the syscall counts
 # Environment: ECHO_N1 [2000] ECHO_N2 [12000] round trips; HTTP_N1 [20000]
 # HTTP_N2 [100000] requests; HTTP_CONNS [10]; HTTP_DEPTH [16]; BASE_PORT
@@ -67,11 +67,13 @@ done
 SERVERS=(
     "sockloop-echo|echo|$EX/echo --addr {ADDR}"
     "sockloop-echo-2loops|echo|$EX/echo --addr {ADDR} --threads 2"
+    "sockloop-echo-4loops|echo|$EX/echo --addr {ADDR} --threads 4"
     "mio-echo|echo|$PEERS/mio-echo --addr {ADDR}"
     "c-echo|echo|$PEERS/c-echo --addr {ADDR}"
     "tokio-echo|echo|$PEERS/tokio-echo --addr {ADDR}"
     "sockloop-http|http|$EX/http --addr {ADDR}"
     "sockloop-http-2loops|http|$EX/http --addr {ADDR} --threads 2"
+    "sockloop-http-4loops|http|$EX/http --addr {ADDR} --threads 4"
     "mio-http|http|$PEERS/mio-http --addr {ADDR}"
     "mio-httparse|http|$PEERS/mio-httparse --addr {ADDR}"
     "c-http|http|$PEERS/c-http --addr {ADDR}"
