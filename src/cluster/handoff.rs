@@ -10,6 +10,7 @@
 //! publish) counts at once. Descriptors are posted in batches, one task
 //! (one eventfd write) per worker per batch.
 
+use crate::reactor::accept::{Shed, SpareFd};
 use crate::reactor::siblings::unpack_load;
 use crate::reactor::{Context, LoopHandle};
 use crate::sys;
@@ -74,7 +75,7 @@ struct State {
     inbox: usize,
     balancer: Rc<RefCell<Balancer>>,
     batches: Vec<Vec<OwnedFd>>,
-    spare: Option<OwnedFd>,
+    spare: SpareFd,
     paused: bool,
     accept_pause: Duration,
     closed: bool,
@@ -104,7 +105,7 @@ impl Acceptor {
                 inbox,
                 balancer,
                 batches: (0..n).map(|_| Vec::new()).collect(),
-                spare: Some(sys::fd::open_dev_null()?),
+                spare: SpareFd::open()?,
                 paused: false,
                 accept_pause,
                 closed: false,
@@ -138,33 +139,12 @@ impl Acceptor {
                         Some(sys::errno::EMFILE) | Some(sys::errno::ENFILE)
                     ) =>
                 {
-                    // As the reactor's acceptor: give up the spare, accept
-                    // and close one connection (the client sees a close,
-                    // not a hang), reopen the spare; stop at an empty
-                    // queue so as not to spin.
-                    match st.spare.take() {
-                        Some(spare) => {
-                            drop(spare);
-                            let res = sys::socket::accept(self.fd.as_fd());
-                            let again = match res {
-                                Ok((fd, _)) => {
-                                    log::warn!(
-                                        "out of file descriptors: closed a new connection at once"
-                                    );
-                                    drop(fd);
-                                    true
-                                }
-                                Err(e) if e.raw_os_error() == Some(sys::errno::ECONNABORTED) => {
-                                    true
-                                }
-                                Err(_) => false,
-                            };
-                            st.spare = sys::fd::open_dev_null().ok();
-                            if !again {
-                                break;
-                            }
-                        }
-                        None => {
+                    // As the reactor's acceptor: shed one connection with
+                    // the spare; stop at an empty queue so as not to spin.
+                    match st.spare.shed(self.fd.as_fd()) {
+                        Shed::One => {}
+                        Shed::QueueEmpty => break,
+                        Shed::NoSpare => {
                             st.pause(self, ctx);
                             break;
                         }
@@ -220,9 +200,7 @@ impl State {
             {
                 let mut st = again.state.borrow_mut();
                 st.paused = false;
-                if st.spare.is_none() {
-                    st.spare = sys::fd::open_dev_null().ok();
-                }
+                st.spare.refill();
             }
             again.accept_ready(ctx);
         });

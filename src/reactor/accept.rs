@@ -27,17 +27,64 @@ use crate::reactor::handler::{ConnId, Handler};
 use crate::sys;
 use crate::token::Token;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// What one use of the spare descriptor achieved.
-enum Shed {
+pub(crate) enum Shed {
     /// A pending connection was accepted and closed.
     One,
     /// Nothing was pending: wait for the next edge.
     QueueEmpty,
     /// No spare to give up, or accept failed otherwise: pause accepting.
     NoSpare,
+}
+
+/// One descriptor held in reserve (on `/dev/null`) for when the process is
+/// out of them: the acceptor of a loop and the Handoff acceptor of a
+/// cluster each keep one.
+pub(crate) struct SpareFd(Option<OwnedFd>);
+
+impl SpareFd {
+    /// Opens the spare.
+    ///
+    /// # Errors
+    /// EMFILE/ENFILE: already out of descriptors.
+    pub(crate) fn open() -> io::Result<SpareFd> {
+        Ok(SpareFd(Some(sys::fd::open_dev_null()?)))
+    }
+
+    /// Reopens the spare if a failed [`SpareFd::shed`] left none.
+    pub(crate) fn refill(&mut self) {
+        if self.0.is_none() {
+            self.0 = sys::fd::open_dev_null().ok();
+        }
+    }
+
+    /// EMFILE on `listener`: closes the spare, accepts one connection and
+    /// closes it at once (the client sees an orderly close instead of
+    /// hanging in the queue), reopens the spare.
+    pub(crate) fn shed(&mut self, listener: BorrowedFd<'_>) -> Shed {
+        let Some(spare) = self.0.take() else {
+            return Shed::NoSpare;
+        };
+        drop(spare);
+        let shed = match sys::socket::accept(listener) {
+            Ok((fd, _)) => {
+                log::warn!("out of file descriptors: closed a new connection at once");
+                drop(fd); // before reopening the spare, which needs its slot
+                Shed::One
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Shed::QueueEmpty,
+            Err(e) if e.raw_os_error() == Some(sys::errno::ECONNABORTED) => Shed::One,
+            Err(e) => {
+                log::warn!("out of file descriptors, and accept failed: {e}");
+                Shed::NoSpare
+            }
+        };
+        self.0 = sys::fd::open_dev_null().ok();
+        shed
+    }
 }
 
 /// Builds the handler of each accepted connection.
@@ -63,7 +110,7 @@ pub(crate) struct Listener {
     pub(crate) max_conns: usize,
     pub(crate) accept_batch: usize,
     pub(crate) accept_pause: Duration,
-    pub(crate) spare: Option<OwnedFd>,
+    pub(crate) spare: SpareFd,
     pub(crate) paused: bool,
     pub(crate) in_ready: bool,
     /// Registered with `EPOLLEXCLUSIVE` (shared with other loops).
@@ -237,32 +284,12 @@ impl Core {
         }
     }
 
-    /// EMFILE: close the spare fd, accept and close one connection, reopen
-    /// the spare.
+    /// EMFILE on listener `tok`: [`SpareFd::shed`].
     fn shed_with_spare(&mut self, tok: Token) -> Shed {
-        let Some(Entry::Listener(l)) = self.entries.get_mut(tok) else {
-            return Shed::NoSpare;
-        };
-        let Some(spare) = l.spare.take() else {
-            return Shed::NoSpare;
-        };
-        drop(spare);
-        let res = sys::socket::accept(l.fd.as_fd());
-        let shed = match res {
-            Ok((fd, _)) => {
-                log::warn!("out of file descriptors: closed a new connection at once");
-                drop(fd); // before reopening the spare, which needs its slot
-                Shed::One
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Shed::QueueEmpty,
-            Err(e) if e.raw_os_error() == Some(sys::errno::ECONNABORTED) => Shed::One,
-            Err(e) => {
-                log::warn!("out of file descriptors, and accept failed: {e}");
-                Shed::NoSpare
-            }
-        };
-        l.spare = sys::fd::open_dev_null().ok();
-        shed
+        match self.entries.get_mut(tok) {
+            Some(Entry::Listener(l)) => l.spare.shed(l.fd.as_fd()),
+            _ => Shed::NoSpare,
+        }
     }
 
     fn pause_accepting(&mut self, tok: Token) {
@@ -276,9 +303,7 @@ impl Core {
     pub(crate) fn resume_accepting(&mut self, tok: Token) {
         if let Some(Entry::Listener(l)) = self.entries.get_mut(tok) {
             l.paused = false;
-            if l.spare.is_none() {
-                l.spare = sys::fd::open_dev_null().ok();
-            }
+            l.spare.refill();
             if !l.in_ready {
                 l.in_ready = true;
                 self.ready.push(tok);

@@ -297,7 +297,7 @@ impl EventLoop {
             #[cfg(feature = "tls")]
             tls: config.tls.clone(),
         });
-        let spare = Some(sys::fd::open_dev_null()?);
+        let spare = crate::reactor::accept::SpareFd::open()?;
         let tok = self.core.entries.insert(Entry::Listener(Listener {
             fd,
             factory,

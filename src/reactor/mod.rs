@@ -26,7 +26,7 @@
 //! closed or has output queued for EPOLLOUT to `Core::conn_event`) -> the
 //! read -> `Handler::on_data`; ARCHITECTURE.md walks the whole path.
 
-mod accept;
+pub(crate) mod accept;
 pub(crate) mod config;
 pub(crate) mod conn;
 pub mod connector;
