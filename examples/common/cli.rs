@@ -146,6 +146,23 @@ impl Cli {
     }
 }
 
+/// With the `fault-injection` feature, prints what the fault plan did
+/// (tests/fault_injection_protocols.rs reads it as proof the plan ran);
+/// otherwise does nothing.
+fn print_fault_stats() {
+    #[cfg(feature = "fault-injection")]
+    {
+        let s = sockloop::sys::fault::stats();
+        eprintln!(
+            "sockloop fault injection stats: calls {} faults {} retried {} rearmed {}",
+            s.calls,
+            s.all(),
+            s.retried,
+            s.rearmed
+        );
+    }
+}
+
 /// Serves `addr` with one handler per connection from `factory`, on a loop
 /// that `setup` may adjust first; exits the process when the loop ends
 /// (0 after a graceful shutdown, 1 with the error if anything failed).
@@ -162,18 +179,7 @@ where
         eprintln!("listening on {}", listener.local_addr()?);
         ev.listen(listener, config, factory)?;
         let res = ev.run();
-        #[cfg(feature = "fault-injection")]
-        {
-            // For tests/fault_injection_protocols.rs: proof the plan ran.
-            let s = sockloop::sys::fault::stats();
-            eprintln!(
-                "sockloop fault injection stats: calls {} faults {} retried {} rearmed {}",
-                s.calls,
-                s.all(),
-                s.retried,
-                s.rearmed
-            );
-        }
+        print_fault_stats();
         res
     })();
     match result {
@@ -215,17 +221,7 @@ where
         let bound = cluster.listen(addr, cli.balance(), config, make)?;
         eprintln!("listening on {bound}");
         cluster.run()?;
-        #[cfg(feature = "fault-injection")]
-        {
-            let s = sockloop::sys::fault::stats();
-            eprintln!(
-                "sockloop fault injection stats: calls {} faults {} retried {} rearmed {}",
-                s.calls,
-                s.all(),
-                s.retried,
-                s.rearmed
-            );
-        }
+        print_fault_stats();
         Ok(())
     })();
     match result {
