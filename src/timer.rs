@@ -233,6 +233,13 @@ impl Clock {
             .saturating_add(ceil_ms(after))
     }
 
+    /// The `CLOCK_MONOTONIC` time, in nanoseconds, of `ms` on this clock:
+    /// what a timerfd armed with `TFD_TIMER_ABSTIME` for that deadline is
+    /// given.
+    pub fn monotonic_ns_at(&self, ms: u64) -> u64 {
+        self.start_ns.saturating_add(ms.saturating_mul(1_000_000))
+    }
+
     /// How long from `now` (ms on this clock) until `deadline`, in whole
     /// milliseconds (zero if it has passed).
     pub fn until(&self, now: u64, deadline: u64) -> Duration {
@@ -242,7 +249,7 @@ impl Clock {
 
 /// `CLOCK_MONOTONIC` in nanoseconds. It cannot fail on Linux; if it ever
 /// did, `Instant` (the same clock through std) is the fallback. Inlined:
-/// the loop reads the clock once per turn.
+/// the loop reads it whenever its timers fire.
 #[inline]
 fn mono_ns() -> u64 {
     match crate::sys::time::monotonic_ns() {

@@ -720,3 +720,33 @@ fn reuse_address_needs_the_flag_on_the_old_socket_too() {
     let err = listener(port, true).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
 }
+
+#[test]
+fn tcp_silence_is_counted_from_the_last_data_segment_either_way_and_unix_has_none() {
+    use sockloop::sys::sockopt::tcp_silent_ms;
+    let l = TcpListener::bind(lo(0)).unwrap();
+    let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut server, _) = l.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // Silent since the handshake.
+    let silent = tcp_silent_ms(server.as_fd()).unwrap();
+    assert!(
+        (140..2000).contains(&silent),
+        "{silent} ms after 150 ms of silence"
+    );
+    // A byte received resets it...
+    client.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    server.read_exact(&mut b).unwrap();
+    assert!(tcp_silent_ms(server.as_fd()).unwrap() < 100);
+    std::thread::sleep(Duration::from_millis(150));
+    // ...and so does a byte sent.
+    server.write_all(b"y").unwrap();
+    client.read_exact(&mut b).unwrap();
+    assert!(tcp_silent_ms(server.as_fd()).unwrap() < 100);
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    assert!(
+        tcp_silent_ms(a.as_fd()).is_err(),
+        "a Unix socket has no TCP_INFO"
+    );
+}

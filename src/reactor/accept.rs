@@ -295,8 +295,8 @@ impl Core {
     fn pause_accepting(&mut self, tok: Token) {
         if let Some(Entry::Listener(l)) = self.entries.get_mut(tok) {
             l.paused = true;
-            let deadline = self.clock.deadline_after(l.accept_pause);
-            self.timers.insert(deadline, TimerTask::ResumeAccept(tok));
+            let pause = l.accept_pause;
+            self.arm(pause, TimerTask::ResumeAccept(tok));
         }
     }
 

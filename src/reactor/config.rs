@@ -34,8 +34,15 @@ pub struct ConnConfig {
     /// When it fires the connection is closed at once (FIN, or RST if the
     /// kernel still holds unread bytes) with
     /// [`crate::CloseReason::IdleTimeout`],
-    /// and the loop logs it at debug level. Activity moves the deadline
-    /// without any timer work (lazy deadline).
+    /// and the loop logs it at debug level.
+    ///
+    /// Nothing on the hot path keeps time for it. A TCP connection's
+    /// silence is the kernel's (`TCP_INFO`: the time since the last data
+    /// segment sent or received, exact to a jiffy), asked once per timeout
+    /// of a busy connection; a silent one is closed when the timeout is
+    /// over. Any other stream (a Unix socket, a socketpair) is sampled every
+    /// eighth of the timeout, so it is closed after between 1 and 1.125
+    /// timeouts of silence. Either way never sooner than the timeout.
     pub idle_timeout: Option<Duration>,
     /// Maximum *unconsumed* input per connection, in bytes. Default 1 MiB.
     ///

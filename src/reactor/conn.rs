@@ -73,6 +73,10 @@ impl Flags {
     /// paths send a TLS connection to its own path inside the flag tests
     /// they make anyway: a plain connection pays no branch for TLS there.
     pub(crate) const TLS: Flags = Flags(1 << 16);
+    /// Bytes were read or sent since the last idle check: how a stream
+    /// that is not TCP shows it is not idle (see `Core::idle_check`; a
+    /// TCP connection's silence is asked of the kernel).
+    pub(crate) const ACTIVE: Flags = Flags(1 << 17);
 
     #[inline]
     pub(crate) fn contains(self, f: Flags) -> bool {
@@ -107,6 +111,9 @@ pub(crate) struct Conn {
     pub(crate) input: Buffer,
     pub(crate) output: Buffer,
     pub(crate) handler: Option<Box<dyn Handler>>,
+    /// When the connection was last known to be active (ms on the loop's
+    /// clock): its opening, or the last idle check that found
+    /// `Flags::ACTIVE` set. Used for streams that are not TCP only.
     pub(crate) last_active: u64,
     pub(crate) idle_timer: Option<TimerId>,
     /// TLS connections: the session and its state (see reactor/tls.rs).
@@ -119,7 +126,6 @@ impl Conn {
         fd: OwnedFd,
         profile: u16,
         handler: Box<dyn Handler>,
-        now: u64,
         connecting: bool,
     ) -> Conn {
         let mut flags = Flags::default();
@@ -135,7 +141,7 @@ impl Conn {
             input: Buffer::new(),
             output: Buffer::new(),
             handler: Some(handler),
-            last_active: now,
+            last_active: 0,
             idle_timer: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -292,12 +298,7 @@ impl Core {
     /// to read now.
     #[inline(always)]
     fn read_step(&mut self, tok: Token, event: Option<Ready>, scratch_in: &mut Buffer) -> bool {
-        let Core {
-            entries,
-            now,
-            stats,
-            ..
-        } = self;
+        let Core { entries, stats, .. } = self;
         let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
             if let Some(ready) = event {
                 self.dispatch_other(tok, ready);
@@ -371,10 +372,12 @@ impl Core {
         match outcome {
             ReadOutcome::Data { n, drained } => {
                 stats.bytes_in += n as u64;
-                c.last_active = *now;
+                let mut f = c.flags;
+                f.insert(Flags::ACTIVE);
                 if drained {
-                    c.flags.remove(Flags::READABLE);
+                    f.remove(Flags::READABLE);
                 }
+                c.flags = f;
                 let eof_next = drained && c.flags.contains(Flags::RDHUP);
                 if c.flags.contains(Flags::CLOSE_REQ) {
                     // Closing: discard what still arrives.
@@ -527,7 +530,6 @@ impl Conn {
     pub(crate) fn send_batch(
         &mut self,
         scratch_out: &mut Buffer,
-        now: u64,
         stats: &mut crate::reactor::stats::LoopStats,
     ) -> Batch {
         let f = self.flags;
@@ -556,7 +558,7 @@ impl Conn {
         match sys::io::send(self.fd.as_fd(), batch) {
             Ok(n) => {
                 stats.bytes_out += n as u64;
-                self.last_active = now;
+                self.flags.insert(Flags::ACTIVE);
                 if n == batch.len() {
                     scratch_out.clear();
                     return Batch::Done;
@@ -627,12 +629,11 @@ impl Core {
         let Core {
             entries,
             scratch_out,
-            now,
             stats,
             ..
         } = self;
         if let Some(Entry::Conn(c)) = entries.get_mut(tok) {
-            match c.send_batch(scratch_out, *now, stats) {
+            match c.send_batch(scratch_out, stats) {
                 Batch::Done => return,
                 Batch::Failed(status) => return self.write_failed(tok, status),
                 Batch::General => {}
@@ -662,7 +663,6 @@ impl Core {
     /// when the connection is closed or the send failed (it is then closed
     /// with the send's reason).
     pub(crate) fn send_or_queue(&mut self, tok: Token, head: &[u8], data: &[u8]) -> io::Result<()> {
-        let now = self.now;
         let Some(Entry::Conn(c)) = self.entries.get_mut(tok) else {
             return Err(io::ErrorKind::NotConnected.into());
         };
@@ -705,7 +705,7 @@ impl Core {
                     Ok(n) => {
                         sent = n;
                         self.stats.bytes_out += n as u64;
-                        c.last_active = now;
+                        c.flags.insert(Flags::ACTIVE);
                         if n < total {
                             c.flags.remove(Flags::WRITABLE);
                         } else {
@@ -790,7 +790,6 @@ impl Core {
 
     /// EPOLLOUT with queued output: send as much as the socket takes.
     pub(crate) fn flush_output(&mut self, tok: Token) {
-        let now = self.now;
         let Core { entries, stats, .. } = self;
         let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
             return;
@@ -801,7 +800,7 @@ impl Core {
                 Ok(n) => {
                     stats.bytes_out += n as u64;
                     c.output.consume(n);
-                    c.last_active = now;
+                    c.flags.insert(Flags::ACTIVE);
                     if n < len {
                         c.flags.remove(Flags::WRITABLE);
                     }
@@ -905,8 +904,7 @@ impl Core {
             if c.flags.contains(Flags::CLOSE_REQ) && !c.flags.contains(Flags::PEER_FIN) {
                 // Wait (bounded) for the peer's FIN so that our last bytes
                 // are not destroyed by an RST for data it sends meanwhile.
-                let deadline = self.clock.deadline_after(linger);
-                self.timers.insert(deadline, TimerTask::Linger(tok));
+                self.arm(linger, TimerTask::Linger(tok));
                 if let Some(c) = self.conn_mut(tok) {
                     c.input.release();
                     // Keep reading (to discard) until the FIN.

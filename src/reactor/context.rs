@@ -276,15 +276,13 @@ impl<'a> Context<'a> {
     /// `NotConnected` outside a connection callback.
     pub fn set_timer(&mut self, after: Duration) -> io::Result<TimerId> {
         let tok = self.this()?;
-        let deadline = self.core.clock.deadline_after(after);
-        Ok(self.core.timers.insert(deadline, TimerTask::User(tok)))
+        Ok(self.core.arm(after, TimerTask::User(tok)))
     }
 
     /// Moves a timer to fire `after` from now, without allocating. Returns
     /// false if it already fired or was cancelled.
     pub fn reset_timer(&mut self, id: TimerId, after: Duration) -> bool {
-        let deadline = self.core.clock.deadline_after(after);
-        self.core.timers.reset(id, deadline)
+        self.core.rearm(id, after)
     }
 
     /// Disarms a timer. Returns false if it already fired or was cancelled.
@@ -379,10 +377,10 @@ impl<'a> Context<'a> {
             .ok_or_else(|| io::ErrorKind::NotConnected.into())
     }
 
-    /// The loop's clock: time since the loop started, in whole ms, as of
-    /// the last wake-up.
+    /// The loop's clock: time since the loop started, in whole ms, read
+    /// now (a turn reads no clock unless something asks for the time).
     pub fn now(&self) -> Duration {
-        Duration::from_millis(self.core.now)
+        Duration::from_millis(self.core.clock.now_ms())
     }
 
     /// How many connections the loop holds.

@@ -2,8 +2,9 @@
 //!
 //! One turn of [`EventLoop::run_once`]:
 //!
-//! 1. wait: timeout 0 if the ready list is non-empty, else until the
-//!    nearest timer (rounded up), else forever;
+//! 1. wait: timeout 0 if the ready list is non-empty, else forever; the
+//!    loop's timerfd, armed at the earliest timer's deadline, is what wakes
+//!    it for timers, so a turn reads no clock unless one fires;
 //! 2. dispatch every event by its token (stale tokens are dropped);
 //! 3. serve the ready list: registrations that still have readiness the
 //!    loop has not consumed (fairness caps, resumed readers), then the
@@ -64,6 +65,8 @@ pub(crate) enum Entry {
     Watched(Option<Box<dyn WatchedSource>>),
     Waker,
     Signals(OwnedFd),
+    /// The loop's timerfd (`Core::timer_fd`): a timer is due.
+    TimerFd,
 }
 
 /// A descriptor the loop watches for the user (UDP sockets, pipes, ...).
@@ -100,7 +103,19 @@ pub(crate) struct Core {
     pub(crate) entries: Registry<Entry>,
     pub(crate) timers: Timers<TimerTask>,
     pub(crate) clock: Clock,
-    pub(crate) now: u64,
+    /// The time as of this turn's first [`Core::now`] (ms on `clock`);
+    /// read lazily: a turn that asks for no time reads no clock.
+    now: u64,
+    /// The turn (`stats.turns`) whose time `now` holds.
+    now_turn: u64,
+    /// Armed at the earliest timer's deadline: its event is how a turn
+    /// learns that a timer is due, without reading the clock.
+    timer_fd: OwnedFd,
+    /// The deadline `timer_fd` is armed at (ms on `clock`); `u64::MAX`
+    /// when disarmed, 0 while timers fire (re-armed once, after them).
+    timer_armed: u64,
+    /// `timer_fd`'s event came in this turn: fire what is due.
+    timers_fired: bool,
     pub(crate) ready: Vec<Token>,
     /// Connections owed an `on_drain` outside their own callbacks.
     pub(crate) drains: Vec<Token>,
@@ -191,6 +206,9 @@ impl EventLoop {
         let mut entries = Registry::new();
         let waker_tok = entries.insert(Entry::Waker);
         poller.add(shared.waker.as_fd(), waker_tok, Interest::READABLE)?;
+        let timer_fd = sys::timerfd::create()?;
+        let timer_tok = entries.insert(Entry::TimerFd);
+        poller.add(timer_fd.as_fd(), timer_tok, Interest::READABLE)?;
         let scratch_in = crate::reactor::conn::shared_read_buffer();
         Ok(EventLoop {
             core: Core {
@@ -199,6 +217,10 @@ impl EventLoop {
                 timers: Timers::new(),
                 clock: Clock::new(),
                 now: 0,
+                now_turn: u64::MAX,
+                timer_fd,
+                timer_armed: u64::MAX,
+                timers_fired: false,
                 ready: Vec::new(),
                 drains: Vec::new(),
                 closing: Vec::new(),
@@ -471,11 +493,7 @@ impl EventLoop {
     /// Only if `epoll_wait` fails (a broken epoll fd).
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
-        self.core.now = self.core.clock.now_ms();
         while !self.core.stop {
-            // Turns follow each other at once, so the time cached at the
-            // last wake-up is only this turn's processing time old: one
-            // clock read per turn instead of two.
             self.turn(None)?;
             if self.core.shutting_down && self.core.conns == 0 {
                 break;
@@ -491,32 +509,19 @@ impl EventLoop {
     /// # Errors
     /// Only if `epoll_wait` fails.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
-        // The caller may have let time pass since the last turn.
-        self.core.now = self.core.clock.now_ms();
         self.turn(timeout)
     }
 
-    /// One turn of the loop; `core.now` must be current.
+    /// One turn of the loop. Timers need no timeout here: the kernel
+    /// wakes the loop through `timer_fd` when the earliest is due.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         let EventLoop { core, scratch_in } = self;
         let timeout_ms: i32 = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
             0
         } else {
-            let user = timeout.map_or(-1, |t| crate::timer::ceil_ms(t).min(i32::MAX as u64) as i32);
-            match core.timers.next_deadline() {
-                Some(d) => {
-                    let t = d.saturating_sub(core.now).min(i32::MAX as u64) as i32;
-                    if user < 0 {
-                        t
-                    } else {
-                        t.min(user)
-                    }
-                }
-                None => user,
-            }
+            timeout.map_or(-1, |t| crate::timer::ceil_ms(t).min(i32::MAX as u64) as i32)
         };
         let n = core.poller.wait_ms(timeout_ms)?;
-        core.now = core.clock.now_ms();
         for i in 0..n {
             let (tok, ready) = core.poller.event(i);
             core.dispatch(tok, ready, scratch_in);
@@ -564,6 +569,13 @@ impl Core {
             Some(Entry::Watched(_)) => self.watched_ready(tok, ready),
             Some(Entry::Waker) => self.run_posted(),
             Some(Entry::Signals(_)) => self.read_signals(tok),
+            Some(Entry::TimerFd) => {
+                // Read to reset it; arming it again (fire_timers) would too.
+                if let Err(e) = sys::timerfd::drain(self.timer_fd.as_fd()) {
+                    log::error!("reading the loop's timerfd: {e}");
+                }
+                self.timers_fired = true;
+            }
             None => log::trace!("dropped a stale event for {tok:?}"),
         }
     }
@@ -645,10 +657,17 @@ impl Core {
     }
 
     fn fire_timers(&mut self) {
-        if !self.timers.may_be_due(self.now) {
-            return; // the usual turn: one comparison with the earliest deadline
+        if !self.timers_fired {
+            return; // the usual turn: no timer is due, and no clock is read
         }
-        while let Some((id, task)) = self.timers.pop_expired(self.now) {
+        self.timers_fired = false;
+        // Timers armed by the ones that fire do not arm timer_fd one by
+        // one: it is armed once, below, at whatever is earliest then.
+        self.timer_armed = 0;
+        let now = self.clock.now_ms();
+        self.now = now;
+        self.now_turn = self.stats.turns;
+        while let Some((id, task)) = self.timers.pop_expired(now) {
             match task {
                 TimerTask::Idle(tok) => self.idle_check(tok),
                 TimerTask::Connect(tok) => self.connect_timeout(tok),
@@ -670,6 +689,10 @@ impl Core {
                 }
                 TimerTask::Loop(f) => f(&mut Context::new(self, None)),
             }
+        }
+        self.timer_armed = u64::MAX;
+        if let Some(d) = self.timers.next_deadline() {
+            self.arm_timer_fd(d);
         }
     }
 
@@ -756,8 +779,7 @@ impl Core {
         for tok in conns {
             self.shutdown_conn(tok);
         }
-        let deadline = self.clock.deadline_after(grace);
-        self.timers.insert(deadline, TimerTask::Shutdown);
+        self.arm(grace, TimerTask::Shutdown);
         if self.conns == 0 {
             self.stop = true;
         }
@@ -846,7 +868,7 @@ impl Core {
         if let Err(e) = self.poller.add(fd.as_fd(), tok, Interest::STREAM) {
             return Err((e, handler));
         }
-        let mut conn = Conn::new(fd, profile, handler, self.now, connecting);
+        let mut conn = Conn::new(fd, profile, handler, connecting);
         // Every path that appends to the input buffer obeys the config.
         conn.input
             .set_max(self.profiles[profile as usize].config.max_input);
@@ -885,43 +907,123 @@ impl Core {
         Ok(tok)
     }
 
+    /// Starts the idle timeout of a connection that has just opened. Its
+    /// first check comes after an eighth of the timeout (see
+    /// [`Core::idle_check`] for why).
     pub(crate) fn start_idle_timer(&mut self, tok: Token) {
         let idle = match self.conn(tok) {
             Some(c) => self.config(c).idle_timeout,
             None => return,
         };
-        if let Some(idle) = idle {
-            let deadline = self.clock.deadline_after(idle);
-            let id = self.timers.insert(deadline, TimerTask::Idle(tok));
+        let Some(idle) = idle else { return };
+        let now = self.now();
+        let first = now.saturating_add(idle_sample_ms(crate::timer::ceil_ms(idle)));
+        let id = self.arm_at(first, TimerTask::Idle(tok));
+        if let Some(c) = self.conn_mut(tok) {
+            c.last_active = now;
+            c.idle_timer = Some(id);
+        }
+    }
+
+    /// The idle timer of `tok` fired: close the connection if it has been
+    /// silent for its `idle_timeout`, else check again when it could be.
+    ///
+    /// Nothing on the hot path keeps time for this (a turn reads no
+    /// clock). A TCP connection's silence is asked of the kernel
+    /// (`TCP_INFO`, exact to a jiffy): the check runs when the timeout
+    /// could first be over, so once per timeout of a busy connection. Any
+    /// other stream (a Unix socket) is sampled: the read and send paths set
+    /// `Flags::ACTIVE`, and a check that finds it set counts the
+    /// connection as active at that check. Such checks come every eighth of
+    /// the timeout, so that connection is closed after between 1 and 1.125
+    /// timeouts of silence, never sooner.
+    fn idle_check(&mut self, tok: Token) {
+        let now = self.now();
+        let Core {
+            entries, profiles, ..
+        } = self;
+        let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
+            return;
+        };
+        if c.flags.contains(Flags::CLOSED) {
+            return;
+        }
+        let Some(idle) = profiles[c.profile as usize].config.idle_timeout else {
+            return;
+        };
+        let idle_ms = crate::timer::ceil_ms(idle);
+        if c.flags.contains(Flags::ACTIVE) {
+            c.flags.remove(Flags::ACTIVE);
+            c.last_active = now;
+        }
+        let (silent, next) = match sys::sockopt::tcp_silent_ms(c.fd.as_fd()) {
+            Ok(ms) => (ms, idle_ms.saturating_sub(ms)),
+            Err(_) => {
+                let ms = now.saturating_sub(c.last_active);
+                let left = idle_ms.saturating_sub(ms);
+                (ms, left.min(idle_sample_ms(idle_ms)))
+            }
+        };
+        if silent >= idle_ms {
+            log::debug!(
+                "{} silent for {silent} ms (idle timeout {idle:?}): closing",
+                ConnId(tok)
+            );
+            self.finish(tok, CloseReason::IdleTimeout);
+        } else {
+            let id = self.arm_at(now.saturating_add(next.max(1)), TimerTask::Idle(tok));
             if let Some(c) = self.conn_mut(tok) {
                 c.idle_timer = Some(id);
             }
         }
     }
 
-    fn idle_check(&mut self, tok: Token) {
-        let now = self.now;
-        let Some(c) = self.conn(tok) else { return };
-        if c.flags.contains(Flags::CLOSED) {
-            return;
+    /// The time, in ms on the loop's clock: read at the first call of a
+    /// turn, the same for the rest of it.
+    pub(crate) fn now(&mut self) -> u64 {
+        if self.now_turn != self.stats.turns {
+            self.now = self.clock.now_ms();
+            self.now_turn = self.stats.turns;
         }
-        let Some(idle) = self.config(c).idle_timeout else {
-            return;
-        };
-        let idle_ms = idle.as_millis() as u64;
-        let due = c.last_active.saturating_add(idle_ms);
-        if now >= due {
-            log::debug!(
-                "{} idle for {} ms (timeout {idle:?}): closing",
-                ConnId(tok),
-                now - c.last_active
-            );
-            self.finish(tok, CloseReason::IdleTimeout);
-        } else {
-            // Activity since the timer was armed: re-arm at the lazy deadline.
-            let id = self.timers.insert(due, TimerTask::Idle(tok));
-            if let Some(c) = self.conn_mut(tok) {
-                c.idle_timer = Some(id);
+        self.now
+    }
+
+    /// Arms a timer to fire `after` from now (never sooner: see
+    /// [`Clock::deadline_after`]).
+    pub(crate) fn arm(&mut self, after: Duration, task: TimerTask) -> TimerId {
+        let deadline = self.clock.deadline_after(after);
+        self.arm_at(deadline, task)
+    }
+
+    /// Arms a timer for `deadline` (ms on the loop's clock).
+    pub(crate) fn arm_at(&mut self, deadline: u64, task: TimerTask) -> TimerId {
+        let id = self.timers.insert(deadline, task);
+        self.arm_timer_fd(deadline);
+        id
+    }
+
+    /// Moves timer `id` to fire `after` from now; false if it is gone.
+    pub(crate) fn rearm(&mut self, id: TimerId, after: Duration) -> bool {
+        let deadline = self.clock.deadline_after(after);
+        let moved = self.timers.reset(id, deadline);
+        if moved {
+            self.arm_timer_fd(deadline);
+        }
+        moved
+    }
+
+    /// Makes `timer_fd` expire by `deadline`: armed again only when
+    /// `deadline` is earlier than what it is armed at. A later timer needs
+    /// nothing (the earlier expiry re-arms it, `fire_timers`), and nor does
+    /// a cancelled one (its expiry finds nothing due and re-arms).
+    #[inline]
+    fn arm_timer_fd(&mut self, deadline: u64) {
+        if deadline < self.timer_armed {
+            self.timer_armed = deadline;
+            let at = self.clock.monotonic_ns_at(deadline);
+            if let Err(e) = sys::timerfd::set(self.timer_fd.as_fd(), Some(at)) {
+                // Not on a valid timerfd; say so rather than hang quietly.
+                log::error!("arming the loop's timerfd: {e}");
             }
         }
     }
@@ -977,7 +1079,6 @@ impl Core {
         let Core {
             entries,
             scratch_out,
-            now,
             stats,
             ..
         } = self;
@@ -986,7 +1087,7 @@ impl Core {
             if res.is_ok() && outer_out.is_none() {
                 // The end of a top-level callback: the batch goes out here,
                 // with the lookup just made, when nothing else is asked.
-                match conn.send_batch(scratch_out, *now, stats) {
+                match conn.send_batch(scratch_out, stats) {
                     crate::reactor::conn::Batch::Done => return,
                     crate::reactor::conn::Batch::Failed(status) => {
                         return self.write_failed(tok, status)
@@ -1032,8 +1133,7 @@ impl Core {
         }
         let tok = self.open_conn(stream.into(), 0, handler, true)?;
         if let Some(t) = timeout {
-            let deadline = self.clock.deadline_after(t);
-            self.timers.insert(deadline, TimerTask::Connect(tok));
+            self.arm(t, TimerTask::Connect(tok));
         }
         Ok(tok)
     }
@@ -1048,9 +1148,14 @@ impl Core {
 
     /// Arms a loop-level timer.
     pub(crate) fn add_loop_timer(&mut self, after: Duration, f: LoopTimerFn) -> TimerId {
-        let deadline = self.clock.deadline_after(after);
-        self.timers.insert(deadline, TimerTask::Loop(f))
+        self.arm(after, TimerTask::Loop(f))
     }
+}
+
+/// How often a sampled idle timeout (a stream that is not TCP) is checked:
+/// every eighth of it, at least every millisecond.
+fn idle_sample_ms(idle_ms: u64) -> u64 {
+    (idle_ms / 8).max(1)
 }
 
 /// The message of a caught panic (`&str` or `String` payloads, as

@@ -92,8 +92,7 @@ impl Core {
         let Some(c) = self.conn_mut(tok) else { return };
         let Some(t) = c.tls.as_mut() else { return };
         let after = t.handshake_timeout;
-        let deadline = self.clock.deadline_after(after);
-        let id = self.timers.insert(deadline, TimerTask::TlsHandshake(tok));
+        let id = self.arm(after, TimerTask::TlsHandshake(tok));
         if let Some(t) = self.conn_mut(tok).and_then(|c| c.tls.as_mut()) {
             t.handshake_timer = Some(id);
         }
@@ -139,7 +138,6 @@ impl Core {
     /// send's reason); `OutOfMemory` when the TLS bytes left queued exceed
     /// `max_output` (the connection is aborted with `OutputLimit`).
     pub(crate) fn tls_flush(&mut self, tok: Token) -> io::Result<()> {
-        let now = self.now;
         let Core {
             entries, profiles, ..
         } = self;
@@ -159,11 +157,11 @@ impl Core {
         if c.output.is_empty() && c.flags.contains(Flags::WRITABLE) {
             match t.session.send_to(c.fd.as_fd()) {
                 Ok(true) => {
-                    c.last_active = now;
+                    c.flags.insert(Flags::ACTIVE);
                     return Ok(());
                 }
                 Ok(false) => {
-                    c.last_active = now;
+                    c.flags.insert(Flags::ACTIVE);
                     c.flags.remove(Flags::WRITABLE);
                 }
                 Err(e) => return self.tls_send_failed(tok, e),
@@ -298,7 +296,7 @@ impl Core {
     /// to send after every read, run `on_open` once the handshake is done.
     pub(crate) fn tls_read_ready(&mut self, tok: Token, scratch_in: &mut Buffer) {
         for _ in 0..READS_PER_TURN {
-            let Core { entries, now, .. } = self;
+            let Core { entries, .. } = self;
             let Some(Entry::Conn(c)) = entries.get_mut(tok) else {
                 return;
             };
@@ -339,7 +337,7 @@ impl Core {
             c.input.set_max(max_input.saturating_add(READ_CHUNK));
             let res = t.session.read(c.fd.as_fd(), &mut c.input, spill);
             c.input.set_max(max_input);
-            c.last_active = *now;
+            c.flags.insert(Flags::ACTIVE);
             let opening = !t.opened && !t.session.is_handshaking();
             let mut early = false;
             if opening {

@@ -118,4 +118,5 @@ pub mod signal;
 pub mod socket;
 pub mod sockopt;
 pub mod time;
+pub mod timerfd;
 pub mod udp;

@@ -451,6 +451,22 @@ pub fn socket_type(fd: BorrowedFd<'_>) -> io::Result<SocketType> {
     })
 }
 
+/// How long a TCP connection has been silent: the milliseconds since it
+/// last sent or received a data segment, the smaller of `TCP_INFO`'s
+/// `tcpi_last_data_sent` and `tcpi_last_data_recv` (the kernel counts both
+/// from the handshake on, in jiffies: 1 to 10 ms). Pure ACKs and window
+/// probes do not count: a peer that stopped reading is silent.
+///
+/// # Errors
+/// As [`get`]: EOPNOTSUPP or ENOPROTOOPT for a socket that is not TCP
+/// (a Unix socket, a socketpair), EBADF, ENOTSOCK.
+pub fn tcp_silent_ms(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let info: libc::tcp_info = get(fd, libc::IPPROTO_TCP, libc::TCP_INFO)?;
+    Ok(u64::from(
+        info.tcpi_last_data_sent.min(info.tcpi_last_data_recv),
+    ))
+}
+
 #[cfg(test)]
 mod typed_tests {
     use super::*;

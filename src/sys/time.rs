@@ -2,8 +2,9 @@
 //!
 //! `std::time::Instant` does the same `clock_gettime(CLOCK_MONOTONIC)`
 //! call but wraps it in checked `Timespec` arithmetic that costs more than
-//! the (vDSO) call itself; the loop reads the clock twice per turn, so it
-//! reads it here as plain nanoseconds.
+//! the (vDSO) call itself; the loop reads the clock when its timers fire
+//! and whenever something asks for the time, so it reads it here as plain
+//! nanoseconds.
 
 use std::io;
 
