@@ -457,6 +457,7 @@ impl Core {
     /// taken from the connection). Bytes it leaves unconsumed move into the
     /// connection's own buffer; the shared one is left empty (and whole:
     /// see below).
+    #[inline(always)]
     fn deliver_scratch(
         &mut self,
         tok: Token,
