@@ -1051,7 +1051,7 @@ impl Core {
     /// [`Core::with_handler`] for a caller that has taken the handler out
     /// of its (open) connection itself and decided `batching` with
     /// `Conn::may_batch`: the read path, which holds the connection.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn run_handler<F>(
         &mut self,
         tok: Token,
