@@ -34,11 +34,5 @@ pub fn wake(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// # Errors
 /// EBADF.
 pub fn drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    let mut n: u64 = 0;
-    // SAFETY: `n` is 8 writable bytes, the size eventfd requires.
-    match syscall_retry!(read(fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8)) {
-        Ok(_) => Ok(n),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-        Err(e) => Err(e),
-    }
+    super::fd::read_counter(fd)
 }

@@ -60,6 +60,21 @@ pub fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(flags & libc::O_NONBLOCK != 0)
 }
 
+/// Reads the 8-byte counter of an eventfd or a timerfd (which resets it);
+/// `Ok(0)` when it is zero (the descriptor is non-blocking: EAGAIN).
+///
+/// # Errors
+/// EBADF; EINVAL for a descriptor that has no such counter.
+pub fn read_counter(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut n: u64 = 0;
+    // SAFETY: `n` is 8 writable bytes, the size both descriptors require.
+    match syscall_retry!(read(fd.as_raw_fd(), (&mut n as *mut u64).cast(), 8)) {
+        Ok(_) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates a pipe with `O_NONBLOCK | O_CLOEXEC` on both ends: `(read, write)`.
 ///
 /// # Errors
