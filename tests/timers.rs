@@ -242,6 +242,30 @@ fn a_timer_fires_on_time_while_io_never_lets_the_wait_time_out() {
     assert!(round_trips > 10, "the client did not keep the loop busy");
 }
 
+/// Writes `byte` every `every`, `times` times, reading each echo back, then
+/// waits for the loop's idle close: the EOF here and `IdleTimeout` from
+/// `on_close`. Returns how long after the last echo came back the loop
+/// closed the connection.
+fn trickle_then_await_idle_close<S: Read + Write>(
+    s: &mut S,
+    every: Duration,
+    times: usize,
+    closed: &mpsc::Receiver<(String, Instant)>,
+) -> Duration {
+    let mut b = [0u8; 1];
+    let mut last = Instant::now();
+    for _ in 0..times {
+        std::thread::sleep(every);
+        s.write_all(b"x").unwrap();
+        s.read_exact(&mut b).unwrap();
+        last = Instant::now();
+    }
+    assert_eq!(s.read(&mut b).unwrap(), 0, "expected the idle close");
+    let (reason, at) = closed.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(reason, "IdleTimeout");
+    at - last
+}
+
 #[test]
 fn a_tcp_connection_that_trickles_a_byte_every_quarter_timeout_stays_open() {
     let (tx, rx) = mpsc::channel();
@@ -250,21 +274,10 @@ fn a_tcp_connection_that_trickles_a_byte_every_quarter_timeout_stays_open() {
     let (addr, handle, join) = echo_server(config, tx);
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut b = [0u8; 1];
-    let mut last = Instant::now();
-    for _ in 0..8 {
-        std::thread::sleep(Duration::from_millis(150));
-        s.write_all(b"x").unwrap();
-        s.read_exact(&mut b).unwrap();
-        last = Instant::now();
-    }
     // 1.2 s of traffic, two timeouts' worth, a byte every quarter of it:
-    // still open. Now silence.
-    assert_eq!(s.read(&mut b).unwrap(), 0, "expected the idle close");
-    let (reason, at) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(reason, "IdleTimeout");
-    let silent = at - last;
-    // (`last` is after the echo came back: the kernel's count started a
+    // still open. Then silence.
+    let silent = trickle_then_await_idle_close(&mut s, Duration::from_millis(150), 8, &rx);
+    // (Counted from when the echo was back here: the kernel's count began a
     // little before it, so allow for the delivery and a jiffy.)
     assert!(
         silent >= Duration::from_millis(590),
@@ -296,18 +309,7 @@ fn a_unix_stream_is_closed_after_its_sampled_idle_timeout_never_sooner() {
     });
     let mut s = ours;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut b = [0u8; 1];
-    let mut last = Instant::now();
-    for _ in 0..6 {
-        std::thread::sleep(Duration::from_millis(200));
-        s.write_all(b"y").unwrap();
-        s.read_exact(&mut b).unwrap();
-        last = Instant::now();
-    }
-    assert_eq!(s.read(&mut b).unwrap(), 0, "expected the idle close");
-    let (reason, at) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    assert_eq!(reason, "IdleTimeout");
-    let silent = at - last;
+    let silent = trickle_then_await_idle_close(&mut s, Duration::from_millis(200), 6, &rx);
     // (The loop saw the last byte a little before `last`, when the echo
     // was back here.)
     assert!(
@@ -316,4 +318,27 @@ fn a_unix_stream_is_closed_after_its_sampled_idle_timeout_never_sooner() {
     );
     assert!(silent < idle * 3, "closed late: {silent:?}");
     assert!(join.join().unwrap(), "the close did not stop the loop");
+}
+
+#[test]
+fn a_loop_run_again_after_a_panicking_loop_timer_still_fires_timers() {
+    let mut ev = EventLoop::new().unwrap();
+    ev.context()
+        .add_timer(Duration::from_millis(10), |_| panic!("a loop timer panics"));
+    // A panic in a loop timer stops the loop (it is not a connection's).
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ev.run()));
+    assert!(caught.is_err(), "the panic did not reach run's caller");
+    let fired = Arc::new(AtomicBool::new(false));
+    let f = fired.clone();
+    ev.context().add_timer(Duration::from_millis(20), move |_| {
+        f.store(true, Ordering::SeqCst);
+    });
+    let start = Instant::now();
+    while !fired.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(5) {
+        ev.run_once(Some(Duration::from_millis(500))).unwrap();
+    }
+    assert!(
+        fired.load(Ordering::SeqCst),
+        "no timer fired after the panic"
+    );
 }

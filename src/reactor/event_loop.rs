@@ -493,6 +493,7 @@ impl EventLoop {
     /// Only if `epoll_wait` fails (a broken epoll fd).
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
+        self.core.after_a_panic_in_timers();
         while !self.core.stop {
             self.turn(None)?;
             if self.core.shutting_down && self.core.conns == 0 {
@@ -509,6 +510,7 @@ impl EventLoop {
     /// # Errors
     /// Only if `epoll_wait` fails.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.core.after_a_panic_in_timers();
         self.turn(timeout)
     }
 
@@ -690,10 +692,7 @@ impl Core {
                 TimerTask::Loop(f) => f(&mut Context::new(self, None)),
             }
         }
-        self.timer_armed = u64::MAX;
-        if let Some(d) = self.timers.next_deadline() {
-            self.arm_timer_fd(d);
-        }
+        self.arm_timer_fd_afresh();
     }
 
     /// Removes the connections closed during this turn.
@@ -1010,6 +1009,26 @@ impl Core {
             self.arm_timer_fd(deadline);
         }
         moved
+    }
+
+    /// A loop timer that panicked (which stops the loop, see `Handler`)
+    /// left `timer_armed` at 0, the mark of timers firing: arm `timer_fd`
+    /// again for what is pending, so that a loop run again after the panic
+    /// is caught still fires its timers.
+    #[inline]
+    fn after_a_panic_in_timers(&mut self) {
+        if self.timer_armed == 0 {
+            self.arm_timer_fd_afresh();
+        }
+    }
+
+    /// Arms `timer_fd` for the earliest pending timer, whatever it was
+    /// armed at (after timers fired, or a panic among them).
+    fn arm_timer_fd_afresh(&mut self) {
+        self.timer_armed = u64::MAX;
+        if let Some(d) = self.timers.next_deadline() {
+            self.arm_timer_fd(d);
+        }
     }
 
     /// Makes `timer_fd` expire by `deadline`: armed again only when
