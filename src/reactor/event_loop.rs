@@ -143,6 +143,9 @@ pub(crate) struct Core {
     pub(crate) inboxes: Vec<Inbox>,
     /// The other loops of this loop's group, if it is in one.
     pub(crate) siblings: Option<Siblings>,
+    /// Where this loop publishes its load once per turn, for an acceptor
+    /// that hands connections to the least loaded loop (`Siblings`).
+    pub(crate) published_load: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// A single-threaded epoll event loop.
@@ -242,6 +245,7 @@ impl EventLoop {
                 handed_in: 0,
                 inboxes: Vec::new(),
                 siblings: None,
+                published_load: None,
             },
             scratch_in,
         })
@@ -435,11 +439,8 @@ impl EventLoop {
         handles: Arc<[LoopHandle]>,
         load: Option<Arc<std::sync::atomic::AtomicU64>>,
     ) {
-        self.core.siblings = Some(Siblings {
-            index,
-            handles,
-            load,
-        });
+        self.core.siblings = Some(Siblings { index, handles });
+        self.core.published_load = load;
     }
 
     /// What this loop has done so far: accepted, live and peak connections,
@@ -495,7 +496,7 @@ impl EventLoop {
         self.core.stop = false;
         self.core.after_a_panic_in_timers();
         while !self.core.stop {
-            self.turn(None)?;
+            self.turn(-1)?;
             if self.core.shutting_down && self.core.conns == 0 {
                 break;
             }
@@ -511,17 +512,19 @@ impl EventLoop {
     /// Only if `epoll_wait` fails.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
         self.core.after_a_panic_in_timers();
-        self.turn(timeout)
+        let ms = timeout.map_or(-1, |t| crate::timer::ceil_ms(t).min(i32::MAX as u64) as i32);
+        self.turn(ms)
     }
 
-    /// One turn of the loop. Timers need no timeout here: the kernel
-    /// wakes the loop through `timer_fd` when the earliest is due.
-    fn turn(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    /// One turn of the loop, waiting at most `wait_ms` (-1: forever) for
+    /// an event. Timers need no timeout here: the kernel wakes the loop
+    /// through `timer_fd` when the earliest is due.
+    fn turn(&mut self, wait_ms: i32) -> io::Result<usize> {
         let EventLoop { core, scratch_in } = self;
-        let timeout_ms: i32 = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
+        let timeout_ms = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
             0
         } else {
-            timeout.map_or(-1, |t| crate::timer::ceil_ms(t).min(i32::MAX as u64) as i32)
+            wait_ms
         };
         let n = core.poller.wait_ms(timeout_ms)?;
         for i in 0..n {
@@ -534,8 +537,8 @@ impl EventLoop {
         core.reap();
         core.stats.turns += 1;
         core.stats.events += n as u64;
-        if let Some(s) = &core.siblings {
-            s.publish(core.conns, core.handed_in);
+        if let Some(load) = &core.published_load {
+            crate::reactor::siblings::publish(load, core.conns, core.handed_in);
         }
         Ok(n)
     }

@@ -13,19 +13,15 @@ use std::sync::Arc;
 pub(crate) struct Siblings {
     pub(crate) index: usize,
     pub(crate) handles: Arc<[LoopHandle]>,
-    /// Published once per turn, relaxed: live connections in the high 32
-    /// bits, handed-off connections taken in so far (wrapping) in the low.
-    pub(crate) load: Option<Arc<AtomicU64>>,
 }
 
-impl Siblings {
-    #[inline]
-    pub(crate) fn publish(&self, live: usize, handed_in: u32) {
-        if let Some(load) = &self.load {
-            let live = live.min(u32::MAX as usize) as u64;
-            load.store((live << 32) | handed_in as u64, Ordering::Relaxed);
-        }
-    }
+/// Publishes a loop's load into `load` (the loop's `published_load`,
+/// once per turn), relaxed: live connections in the high 32 bits,
+/// handed-off connections taken in so far (wrapping) in the low.
+#[inline]
+pub(crate) fn publish(load: &AtomicU64, live: usize, handed_in: u32) {
+    let live = live.min(u32::MAX as usize) as u64;
+    load.store((live << 32) | handed_in as u64, Ordering::Relaxed);
 }
 
 /// Splits a published load word into (live, handed-in).
