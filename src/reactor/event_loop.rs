@@ -495,11 +495,12 @@ impl EventLoop {
     pub fn run(&mut self) -> io::Result<()> {
         self.core.stop = false;
         self.core.after_a_panic_in_timers();
+        if self.core.shutting_down && self.core.conns == 0 {
+            return Ok(()); // a shutdown already finished
+        }
+        // A shutdown that closes the last connection sets `stop` (`reap`).
         while !self.core.stop {
             self.turn(-1)?;
-            if self.core.shutting_down && self.core.conns == 0 {
-                break;
-            }
         }
         Ok(())
     }
@@ -719,6 +720,9 @@ impl Core {
                 }
                 log::debug!("{} closed: {reason}", ConnId(tok));
                 drop(conn); // closes the fd; epoll forgets it with the file
+            }
+            if self.shutting_down && self.conns == 0 {
+                self.stop = true; // the shutdown is over: `run` returns
             }
         }
     }
