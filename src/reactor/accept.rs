@@ -211,6 +211,7 @@ impl Core {
             if !l.in_ready {
                 l.in_ready = true;
                 self.ready.push(tok);
+                self.tail = true;
             }
         }
         opened
@@ -307,6 +308,7 @@ impl Core {
             if !l.in_ready {
                 l.in_ready = true;
                 self.ready.push(tok);
+                self.tail = true;
             }
         }
     }

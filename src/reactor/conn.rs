@@ -449,6 +449,7 @@ impl Core {
             if (c.may_read() || c.may_redeliver()) && !c.flags.contains(Flags::IN_READY) {
                 c.flags.insert(Flags::IN_READY);
                 self.ready.push(tok);
+                self.tail = true;
             }
         }
     }
@@ -775,6 +776,7 @@ impl Core {
             if !c.flags.contains(Flags::IN_DRAIN) {
                 c.flags.insert(Flags::IN_DRAIN);
                 self.drains.push(tok);
+                self.tail = true;
             }
         }
     }
@@ -1005,6 +1007,7 @@ impl Core {
             self.timers.cancel(id);
         }
         self.closing.push((tok, reason));
+        self.tail = true;
     }
 
     /// Writes `data` to the connection `tok` on behalf of the current

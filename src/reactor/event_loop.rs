@@ -116,6 +116,12 @@ pub(crate) struct Core {
     timer_armed: u64,
     /// `timer_fd`'s event came in this turn: fire what is due.
     timers_fired: bool,
+    /// The end of the turn has work: something was put on `ready`,
+    /// `drains` or `closing`, or `timers_fired` was set. Set beside each
+    /// of them, so that the usual turn tests one flag, not four lists
+    /// (`Core::serve_tail`); before the wait it means the ready or drain
+    /// list holds what the last turn left for this one (wait 0).
+    pub(crate) tail: bool,
     pub(crate) ready: Vec<Token>,
     /// Connections owed an `on_drain` outside their own callbacks.
     pub(crate) drains: Vec<Token>,
@@ -224,6 +230,7 @@ impl EventLoop {
                 timer_fd,
                 timer_armed: u64::MAX,
                 timers_fired: false,
+                tail: false,
                 ready: Vec::new(),
                 drains: Vec::new(),
                 closing: Vec::new(),
@@ -522,20 +529,15 @@ impl EventLoop {
     /// through `timer_fd` when the earliest is due.
     fn turn(&mut self, wait_ms: i32) -> io::Result<usize> {
         let EventLoop { core, scratch_in } = self;
-        let timeout_ms = if !core.ready.is_empty() || !core.drains.is_empty() || core.stop {
-            0
-        } else {
-            wait_ms
-        };
+        let timeout_ms = if core.tail || core.stop { 0 } else { wait_ms };
         let n = core.poller.wait_ms(timeout_ms)?;
         for i in 0..n {
             let (tok, ready) = core.poller.event(i);
             core.dispatch(tok, ready, scratch_in);
         }
-        core.serve_ready_list(scratch_in);
-        core.serve_drains();
-        core.fire_timers();
-        core.reap();
+        if core.tail {
+            core.serve_tail(scratch_in);
+        }
         core.stats.turns += 1;
         core.stats.events += n as u64;
         if let Some(load) = &core.published_load {
@@ -581,6 +583,7 @@ impl Core {
                     log::error!("reading the loop's timerfd: {e}");
                 }
                 self.timers_fired = true;
+                self.tail = true;
             }
             None => log::trace!("dropped a stale event for {tok:?}"),
         }
@@ -615,6 +618,20 @@ impl Core {
         Ok(self
             .entries
             .insert(Entry::Watched(Some(Box::new(Watch { source, callback })))))
+    }
+
+    /// The end of a turn that has work (`tail`): the ready list, the drain
+    /// list, the timers due, the connections to reap. What these push for
+    /// the next turn sets `tail` again.
+    #[inline(never)]
+    fn serve_tail(&mut self, scratch_in: &mut Buffer) {
+        self.tail = false;
+        self.serve_ready_list(scratch_in);
+        self.serve_drains();
+        self.fire_timers();
+        self.reap();
+        // Pushed while serving: the next turn waits 0 and serves them.
+        self.tail = !self.ready.is_empty() || !self.drains.is_empty();
     }
 
     fn serve_ready_list(&mut self, scratch_in: &mut Buffer) {
