@@ -1094,6 +1094,9 @@ impl Core {
     /// [`Core::with_handler`] for a caller that has taken the handler out
     /// of its (open) connection itself and decided `batching` with
     /// `Conn::may_batch`: the read path, which holds the connection.
+    ///
+    /// A callback at the top (no other callback running, the usual case)
+    /// runs here; one inside another goes to [`Core::run_nested_handler`].
     #[inline(always)]
     pub(crate) fn run_handler<F>(
         &mut self,
@@ -1104,19 +1107,19 @@ impl Core {
     ) where
         F: FnOnce(&mut dyn Handler, &mut Context<'_>),
     {
-        let outer = self.in_callback.replace(tok);
-        // A callback inside another (on_open of a stream adopted from a
-        // handler) must not mix its writes with the outer one's.
-        let outer_out = outer.map(|_| std::mem::take(&mut self.scratch_out));
+        if self.in_callback.is_some() {
+            return self.run_nested_handler(tok, handler, batching, f);
+        }
+        self.in_callback = Some(tok);
         // A panicking handler ends its own connection, not the loop. What
         // the callback borrowed from the loop is restored below whichever
-        // way it returns: `in_callback`, the handler, the out-scratch (and
-        // the in-scratch, lent to on_data in place: the next read makes it
-        // whole again if the handler replaced it, `fresh_scratch`).
+        // way it returns: `in_callback`, the handler (and the in-scratch,
+        // lent to on_data in place: the next read makes it whole again if
+        // the handler replaced it, `fresh_scratch`).
         let res = panic::catch_unwind(AssertUnwindSafe(|| {
             f(&mut *handler, &mut Context::for_conn(self, tok, batching))
         }));
-        self.in_callback = outer;
+        self.in_callback = None;
         // Connections leave the slab only in reap, after every callback of
         // the turn, so this finds the same connection.
         let Core {
@@ -1127,7 +1130,7 @@ impl Core {
         } = self;
         if let Some(Entry::Conn(conn)) = entries.get_mut(tok) {
             conn.handler = Some(handler);
-            if res.is_ok() && outer_out.is_none() {
+            if res.is_ok() {
                 // The end of a top-level callback: the batch goes out here,
                 // with the lookup just made, when nothing else is asked.
                 match conn.send_batch(scratch_out, stats) {
@@ -1141,22 +1144,56 @@ impl Core {
         }
         match res {
             Ok(()) => self.after_callback(tok),
-            Err(payload) => {
-                // Its batched writes go with it; a write that was taking
-                // the scratch may have left an empty one in its place.
-                self.scratch_out.clear();
-                self.scratch_out.set_max(usize::MAX);
-                let msg = panic_message(payload.as_ref());
-                log::error!(
-                    "{} handler panicked: {msg}; connection aborted",
-                    ConnId(tok)
-                );
-                self.abort_with(tok, CloseReason::Panic(msg));
-            }
+            Err(payload) => self.handler_panicked(tok, payload),
         }
-        if let Some(out) = outer_out {
-            self.scratch_out = out;
+    }
+
+    /// [`Core::run_handler`] for a callback that runs inside another one
+    /// (`on_open` of a stream adopted from a handler, `on_shutdown` of a
+    /// shutdown started by one): it must not mix its writes with the outer
+    /// one's, so it gets an out-scratch of its own, and the outer
+    /// callback's state is put back after it.
+    #[inline(never)]
+    fn run_nested_handler<F>(
+        &mut self,
+        tok: Token,
+        mut handler: Box<dyn Handler>,
+        batching: bool,
+        f: F,
+    ) where
+        F: FnOnce(&mut dyn Handler, &mut Context<'_>),
+    {
+        let outer = self.in_callback.replace(tok);
+        let outer_out = std::mem::take(&mut self.scratch_out);
+        let res = panic::catch_unwind(AssertUnwindSafe(|| {
+            f(&mut *handler, &mut Context::for_conn(self, tok, batching))
+        }));
+        self.in_callback = outer;
+        if let Some(Entry::Conn(conn)) = self.entries.get_mut(tok) {
+            conn.handler = Some(handler);
         }
+        match res {
+            Ok(()) => self.after_callback(tok),
+            Err(payload) => self.handler_panicked(tok, payload),
+        }
+        self.scratch_out = outer_out;
+    }
+
+    /// A handler's callback panicked: its connection is aborted (the loop
+    /// goes on), and its batched writes are dropped.
+    #[cold]
+    #[inline(never)]
+    fn handler_panicked(&mut self, tok: Token, payload: Box<dyn std::any::Any + Send>) {
+        // A write that was taking the scratch may have left an empty one
+        // in its place.
+        self.scratch_out.clear();
+        self.scratch_out.set_max(usize::MAX);
+        let msg = panic_message(payload.as_ref());
+        log::error!(
+            "{} handler panicked: {msg}; connection aborted",
+            ConnId(tok)
+        );
+        self.abort_with(tok, CloseReason::Panic(msg));
     }
 
     /// Starts an outgoing connection.
