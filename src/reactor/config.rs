@@ -38,9 +38,10 @@ pub struct ConnConfig {
     ///
     /// Nothing on the hot path keeps time for it. A TCP connection's
     /// silence is the kernel's (`TCP_INFO`: the time since the last data
-    /// segment sent or received, exact to a jiffy), asked once per timeout
-    /// of a busy connection; a silent one is closed when the timeout is
-    /// over. Any other stream (a Unix socket, a socketpair) is sampled every
+    /// segment sent or received, counted in jiffies), asked once per
+    /// timeout of a busy connection; a silent one is closed when the
+    /// timeout is over, within 10 ms (one jiffy is taken off the kernel's
+    /// count, which may run up to one ahead of the time that passed). Any other stream (a Unix socket, a socketpair) is sampled every
     /// eighth of the timeout, so it is closed after between 1 and 1.125
     /// timeouts of silence. Either way never sooner than the timeout.
     pub idle_timeout: Option<Duration>,

@@ -953,7 +953,7 @@ impl Core {
     ///
     /// Nothing on the hot path keeps time for this (a turn reads no
     /// clock). A TCP connection's silence is asked of the kernel
-    /// (`TCP_INFO`, exact to a jiffy): the check runs when the timeout
+    /// (`TCP_INFO`, less one jiffy, `TCP_JIFFY_MS`): the check runs when the timeout
     /// could first be over, so once per timeout of a busy connection. Any
     /// other stream (a Unix socket) is sampled: the read and send paths set
     /// `Flags::ACTIVE`, and a check that finds it set counts the
@@ -980,7 +980,12 @@ impl Core {
             c.last_active = now;
         }
         let (silent, next) = match sys::sockopt::tcp_silent_ms(c.fd.as_fd()) {
-            Ok(ms) => (ms, idle_ms.saturating_sub(ms)),
+            // The kernel counts in jiffies: its count may exceed the true
+            // silence by up to one. Taken off, so never closed too soon.
+            Ok(ms) => {
+                let ms = ms.saturating_sub(TCP_JIFFY_MS);
+                (ms, idle_ms.saturating_sub(ms))
+            }
             Err(_) => {
                 let ms = now.saturating_sub(c.last_active);
                 let left = idle_ms.saturating_sub(ms);
@@ -1231,6 +1236,12 @@ impl Core {
         self.arm(after, TimerTask::Loop(f))
     }
 }
+
+/// The longest jiffy (HZ=100): `TCP_INFO`'s silence, counted in jiffies,
+/// may be this much more than the time that truly passed; the idle check
+/// takes it off, so that a TCP connection is closed at most this much
+/// after its idle timeout, never before it.
+const TCP_JIFFY_MS: u64 = 10;
 
 /// How often a sampled idle timeout (a stream that is not TCP) is checked:
 /// every eighth of it, at least every millisecond.
