@@ -1134,7 +1134,13 @@ impl Core {
             ..
         } = self;
         if let Some(Entry::Conn(conn)) = entries.get_mut(tok) {
-            conn.handler = Some(handler);
+            // Put back into the empty slot it was taken from: tested, so
+            // that the store is plain (an assignment would first drop the
+            // old value: a call, for a `None` that is always there; nothing
+            // else ever fills a connection's handler slot).
+            if conn.handler.is_none() {
+                conn.handler = Some(handler);
+            }
             if res.is_ok() {
                 // The end of a top-level callback: the batch goes out here,
                 // with the lookup just made, when nothing else is asked.
@@ -1175,7 +1181,9 @@ impl Core {
         }));
         self.in_callback = outer;
         if let Some(Entry::Conn(conn)) = self.entries.get_mut(tok) {
-            conn.handler = Some(handler);
+            if conn.handler.is_none() {
+                conn.handler = Some(handler);
+            }
         }
         match res {
             Ok(()) => self.after_callback(tok),
