@@ -104,6 +104,19 @@ impl<T> Registry<T> {
         }
     }
 
+    /// What `token`'s slot holds, without comparing generations: for a
+    /// caller that checked `token` with [`Registry::get_mut`] and knows the
+    /// slot has not been emptied since (the loop finds a connection again
+    /// after its callback: connections leave only at the end of the turn).
+    #[inline]
+    pub(crate) fn get_mut_checked_before(&mut self, token: Token) -> Option<&mut T> {
+        debug_assert!(self
+            .slab
+            .get(token.key())
+            .is_some_and(|(g, _)| *g == token.generation));
+        self.slab.get_mut(token.key()).map(|(_, v)| v)
+    }
+
     /// Removes and returns the value `token` names, if still present.
     pub fn remove(&mut self, token: Token) -> Option<T> {
         match self.slab.get(token.key()) {

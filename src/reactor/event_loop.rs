@@ -1126,14 +1126,15 @@ impl Core {
         }));
         self.in_callback = None;
         // Connections leave the slab only in reap, after every callback of
-        // the turn, so this finds the same connection.
+        // the turn, so this finds the same connection (its generation was
+        // checked before the callback).
         let Core {
             entries,
             scratch_out,
             stats,
             ..
         } = self;
-        if let Some(Entry::Conn(conn)) = entries.get_mut(tok) {
+        if let Some(Entry::Conn(conn)) = entries.get_mut_checked_before(tok) {
             // Put back into the empty slot it was taken from: tested, so
             // that the store is plain (an assignment would first drop the
             // old value: a call, for a `None` that is always there; nothing
