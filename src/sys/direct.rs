@@ -57,6 +57,79 @@ unsafe fn raw6(nr: c_long, a: [c_long; 6]) -> c_long {
     ret
 }
 
+/// [`raw6`] for a call of three arguments: the three unused argument
+/// registers are left as they are rather than zeroed (the kernel reads
+/// only the arguments of the call it makes).
+///
+/// # Safety
+/// As [`raw6`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn raw3(nr: c_long, a: [c_long; 3]) -> c_long {
+    let ret: c_long;
+    // SAFETY: as in `raw6`, with the arguments in rdi, rsi, rdx only.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags)
+        );
+    }
+    ret
+}
+
+/// [`raw6`] for a call of four arguments (see [`raw3`]).
+///
+/// # Safety
+/// As [`raw6`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn raw4(nr: c_long, a: [c_long; 4]) -> c_long {
+    let ret: c_long;
+    // SAFETY: as in `raw6`, with the arguments in rdi, rsi, rdx, r10 only.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            inlateout("rax") nr => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack, preserves_flags)
+        );
+    }
+    ret
+}
+
+/// Elsewhere a call of three arguments is [`raw6`] with zeros after them.
+///
+/// # Safety
+/// As [`raw6`].
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn raw3(nr: c_long, a: [c_long; 3]) -> c_long {
+    // SAFETY: the caller vouches for the arguments of `nr`.
+    unsafe { raw6(nr, [a[0], a[1], a[2], 0, 0, 0]) }
+}
+
+/// Elsewhere a call of four arguments is [`raw6`] with zeros after them.
+///
+/// # Safety
+/// As [`raw6`].
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn raw4(nr: c_long, a: [c_long; 4]) -> c_long {
+    // SAFETY: the caller vouches for the arguments of `nr`.
+    unsafe { raw6(nr, [a[0], a[1], a[2], a[3], 0, 0]) }
+}
+
 /// As the x86-64 version: number in x8, arguments in x0..x5, result in x0.
 ///
 /// # Safety
@@ -110,9 +183,9 @@ unsafe fn raw6(nr: c_long, a: [c_long; 6]) -> c_long {
 pub(super) unsafe fn read(fd: c_int, buf: *mut c_void, count: size_t) -> c_long {
     // SAFETY: the caller's promise is `read`'s whole contract.
     unsafe {
-        raw6(
+        raw3(
             libc::SYS_read,
-            [fd as c_long, buf as c_long, count as c_long, 0, 0, 0],
+            [fd as c_long, buf as c_long, count as c_long],
         )
     }
 }
@@ -125,9 +198,9 @@ pub(super) unsafe fn read(fd: c_int, buf: *mut c_void, count: size_t) -> c_long 
 pub(super) unsafe fn readv(fd: c_int, iov: *const libc::iovec, cnt: c_int) -> c_long {
     // SAFETY: as for `read`.
     unsafe {
-        raw6(
+        raw3(
             libc::SYS_readv,
-            [fd as c_long, iov as c_long, cnt as c_long, 0, 0, 0],
+            [fd as c_long, iov as c_long, cnt as c_long],
         )
     }
 }
@@ -162,9 +235,9 @@ pub(super) unsafe fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_i
 pub(super) unsafe fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> c_long {
     // SAFETY: as for `read`.
     unsafe {
-        raw6(
+        raw3(
             libc::SYS_sendmsg,
-            [fd as c_long, msg as c_long, flags as c_long, 0, 0, 0],
+            [fd as c_long, msg as c_long, flags as c_long],
         )
     }
 }
@@ -191,8 +264,9 @@ pub(super) unsafe fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int
     }
 }
 
-/// `epoll_wait(2)`: the kernel's `epoll_pwait` with no signal mask (which
-/// every architecture has; `epoll_wait` itself is missing on AArch64).
+/// `epoll_wait(2)`. On x86-64 the kernel's `epoll_wait` (four arguments);
+/// elsewhere its `epoll_pwait` with no signal mask, which every
+/// architecture has (`epoll_wait` itself is missing on AArch64).
 ///
 /// # Safety
 /// `events` is valid for writes of `max` entries.
@@ -203,22 +277,25 @@ pub(super) unsafe fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
+    let args = [
+        epfd as c_long,
+        events as c_long,
+        max as c_long,
+        timeout as c_long,
+    ];
+    // SAFETY: as for `read`; the count or -errno fits in an int.
+    #[cfg(target_arch = "x86_64")]
+    let r = unsafe { raw4(libc::SYS_epoll_wait, args) };
     // SAFETY: as for `read`; with a null mask the kernel changes no signal
-    // mask and does not read the size argument; the count or -errno fits
-    // in an int.
-    unsafe {
+    // mask and does not read the size argument.
+    #[cfg(not(target_arch = "x86_64"))]
+    let r = unsafe {
         raw6(
             libc::SYS_epoll_pwait,
-            [
-                epfd as c_long,
-                events as c_long,
-                max as c_long,
-                timeout as c_long,
-                0,
-                8,
-            ],
-        ) as c_int
-    }
+            [args[0], args[1], args[2], args[3], 0, 8],
+        )
+    };
+    r as c_int
 }
 
 /// `accept4(2)`.
@@ -234,16 +311,9 @@ pub(super) unsafe fn accept4(
 ) -> c_int {
     // SAFETY: as for `read`; a descriptor or -errno fits in an int.
     unsafe {
-        raw6(
+        raw4(
             libc::SYS_accept4,
-            [
-                fd as c_long,
-                addr as c_long,
-                len as c_long,
-                flags as c_long,
-                0,
-                0,
-            ],
+            [fd as c_long, addr as c_long, len as c_long, flags as c_long],
         ) as c_int
     }
 }
