@@ -3,8 +3,8 @@
 //! stuck in a long callback never holds back accepting.
 //!
 //! Each accepted descriptor goes to the worker with the fewest live
-//! connections. A worker publishes, once per turn and with a relaxed store,
-//! one word: its live connections and how many handed-off connections it
+//! connections. A worker publishes, whenever it changes and with a relaxed
+//! store, one word: its live connections and how many handed-off connections it
 //! has taken in. The acceptor adds what it has sent that the worker has not
 //! taken yet, so a burst of accepts (or a worker that is stuck and does not
 //! publish) counts at once. Descriptors are posted in batches, one task

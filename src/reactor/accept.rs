@@ -248,6 +248,7 @@ impl Core {
         };
         let (profile, max) = (ib.profile, ib.max_conns);
         self.handed_in = self.handed_in.wrapping_add(1);
+        self.publish_load();
         if self.profiles[profile as usize].live >= max {
             log::debug!("connection limit ({max}) reached: closing a handed-off connection");
             return;

@@ -149,7 +149,7 @@ pub(crate) struct Core {
     pub(crate) inboxes: Vec<Inbox>,
     /// The other loops of this loop's group, if it is in one.
     pub(crate) siblings: Option<Siblings>,
-    /// Where this loop publishes its load once per turn, for an acceptor
+    /// Where this loop publishes its load whenever it changes, for an acceptor
     /// that hands connections to the least loaded loop (`Siblings`).
     pub(crate) published_load: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
@@ -448,6 +448,7 @@ impl EventLoop {
     ) {
         self.core.siblings = Some(Siblings { index, handles });
         self.core.published_load = load;
+        self.core.publish_load();
     }
 
     /// What this loop has done so far: accepted, live and peak connections,
@@ -547,9 +548,6 @@ impl EventLoop {
         }
         core.stats.turns += 1;
         core.stats.events += n as u64;
-        if let Some(load) = &core.published_load {
-            crate::reactor::siblings::publish(load, core.conns, core.handed_in);
-        }
         Ok(n)
     }
 
@@ -749,6 +747,18 @@ impl Core {
                 self.stop = true; // the shutdown is over: `run` returns
             }
         }
+        self.publish_load();
+    }
+
+    /// Publishes the load word for a Handoff acceptor, if this loop has
+    /// one: where the live connections or the handed-in count change
+    /// (open_conn, reap, accept_handed), not once per turn, so that a
+    /// turn that changes neither stores nothing.
+    #[inline]
+    pub(crate) fn publish_load(&self) {
+        if let Some(load) = &self.published_load {
+            crate::reactor::siblings::publish(load, self.conns, self.handed_in);
+        }
     }
 
     fn run_posted(&mut self) {
@@ -905,6 +915,7 @@ impl Core {
         let inserted = self.entries.insert(Entry::Conn(conn));
         debug_assert_eq!(inserted, tok);
         self.conns += 1;
+        self.publish_load();
         if self.conns > self.stats.peak_live {
             self.stats.peak_live = self.conns;
         }

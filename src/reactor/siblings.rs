@@ -16,7 +16,7 @@ pub(crate) struct Siblings {
 }
 
 /// Publishes a loop's load into `load` (the loop's `published_load`,
-/// once per turn), relaxed: live connections in the high 32 bits,
+/// whenever it changes: `Core::publish_load`), relaxed: live connections in the high 32 bits,
 /// handed-off connections taken in so far (wrapping) in the low.
 #[inline]
 pub(crate) fn publish(load: &AtomicU64, live: usize, handed_in: u32) {
