@@ -184,12 +184,18 @@ impl Buffer {
     #[inline(always)]
     pub(crate) fn append_within(&mut self, data: &[u8], limit: usize) -> bool {
         let end = self.write + data.len();
-        if end <= self.bytes.len() && end - self.read <= limit {
-            self.bytes[self.write..end].copy_from_slice(data);
-            self.write = end;
-            return true;
+        if end - self.read > limit {
+            return false;
         }
-        false
+        // One range test: the room in the tail is the slice's bounds.
+        match self.bytes.get_mut(self.write..end) {
+            Some(room) => {
+                room.copy_from_slice(data);
+                self.write = end;
+                true
+            }
+            None => false,
+        }
     }
 
     #[cold]
