@@ -347,3 +347,50 @@ fn a_loop_run_again_after_a_panicking_loop_timer_still_fires_timers() {
         "no timer fired after the panic"
     );
 }
+
+/// A connection closed in the turn whose loop timer panics (the panic
+/// stops the loop before the end of the turn reaps it) is reaped by the
+/// next turn of a loop run again: its `on_close` comes, no event needed.
+#[test]
+fn a_connection_closed_in_the_turn_of_a_panicking_loop_timer_is_reaped_by_the_next_turn() {
+    struct Closes(Arc<Mutex<Vec<String>>>);
+    impl Handler for Closes {
+        fn on_data(&mut self, _ctx: &mut Context<'_>, input: &mut Buffer) {
+            input.clear();
+        }
+        fn on_close(&mut self, _ctx: &mut Context<'_>, reason: &CloseReason) {
+            self.0.lock().unwrap().push(format!("{reason:?}"));
+        }
+    }
+    let closes = Arc::new(Mutex::new(Vec::new()));
+    let c2 = closes.clone();
+    let mut ev = EventLoop::new().unwrap();
+    let l = sockloop::net::TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = l.local_addr().unwrap();
+    ev.listen(l, ServerConfig::default(), move |_| {
+        Box::new(Closes(c2.clone()))
+    })
+    .unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let start = Instant::now();
+    while ev.connection_count() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(5), "not accepted");
+        ev.run_once(Some(Duration::from_millis(100))).unwrap();
+    }
+    // Both due before the next turn: the timer, and the client's reset.
+    ev.context()
+        .add_timer(Duration::from_millis(1), |_| panic!("a loop timer panics"));
+    sockloop::SocketOptions::set_linger(&client, sockloop::Linger::Abort).unwrap();
+    drop(client); // RST
+    std::thread::sleep(Duration::from_millis(20)); // past the timer's deadline
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ev.run_once(Some(Duration::ZERO))
+    }));
+    assert!(caught.is_err(), "the timer did not panic in that turn");
+    assert_eq!(ev.connection_count(), 1, "reaped in the panicking turn");
+    assert!(closes.lock().unwrap().is_empty());
+    // No event is left for it: only the end of the next turn reaps it.
+    ev.run_once(Some(Duration::ZERO)).unwrap();
+    assert_eq!(ev.connection_count(), 0, "not reaped by the next turn");
+    assert_eq!(*closes.lock().unwrap(), vec!["Reset".to_string()]);
+}

@@ -630,7 +630,9 @@ impl Core {
     /// the next turn sets `tail` again.
     #[inline(never)]
     fn serve_tail(&mut self, scratch_in: &mut Buffer) {
-        self.tail = false;
+        // `tail` stays set until the end: a loop timer that panics out of
+        // fire_timers (which stops the loop) leaves it set, so a loop run
+        // again still reaps what this turn closed.
         self.serve_ready_list(scratch_in);
         self.serve_drains();
         self.fire_timers();
