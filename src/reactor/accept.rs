@@ -210,8 +210,7 @@ impl Core {
         if let Some(Entry::Listener(l)) = self.entries.get_mut(tok) {
             if !l.in_ready {
                 l.in_ready = true;
-                self.ready.push(tok);
-                self.tail = true;
+                self.schedule_ready(tok);
             }
         }
         opened
@@ -308,8 +307,7 @@ impl Core {
             l.spare.refill();
             if !l.in_ready {
                 l.in_ready = true;
-                self.ready.push(tok);
-                self.tail = true;
+                self.schedule_ready(tok);
             }
         }
     }

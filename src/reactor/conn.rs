@@ -451,8 +451,7 @@ impl Core {
         if let Some(c) = self.conn_mut(tok) {
             if (c.may_read() || c.may_redeliver()) && !c.flags.contains(Flags::IN_READY) {
                 c.flags.insert(Flags::IN_READY);
-                self.ready.push(tok);
-                self.tail = true;
+                self.schedule_ready(tok);
             }
         }
     }

@@ -625,6 +625,15 @@ impl Core {
             .insert(Entry::Watched(Some(Box::new(Watch { source, callback })))))
     }
 
+    /// Puts `tok` (a connection or a listener) on the ready list, served
+    /// at the end of this turn, and marks the turn's tail as having work.
+    /// The caller has checked that it is not on the list already (its
+    /// `IN_READY` flag, a listener's `in_ready`).
+    pub(crate) fn schedule_ready(&mut self, tok: Token) {
+        self.ready.push(tok);
+        self.tail = true;
+    }
+
     /// The end of a turn that has work (`tail`): the ready list, the drain
     /// list, the timers due, the connections to reap. What these push for
     /// the next turn sets `tail` again.
