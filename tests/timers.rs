@@ -67,13 +67,26 @@ fn assert_fired(fired: &Fired, names: &[&str], min: Duration, max: Option<Durati
     }
 }
 
-#[test]
-fn a_timer_armed_earlier_than_the_pending_one_fires_at_its_own_time() {
+/// Runs a loop whose timers `arm` sets (given the loop's context, the
+/// time it started and where to note what fires), asserts that one of
+/// them stopped the loop (else fails with `what`), and returns what fired.
+fn fire_timers<F>(what: &str, arm: F) -> Fired
+where
+    F: FnOnce(&mut Context<'_>, Instant, Fired) + Send + 'static,
+{
     let fired: Fired = Arc::default();
     let f = fired.clone();
     let ((), join) = run_loop(move |ev| {
         let start = Instant::now();
-        let mut ctx = ev.context();
+        arm(&mut ev.context(), start, f);
+    });
+    assert!(join.join().unwrap(), "{what}");
+    fired
+}
+
+#[test]
+fn a_timer_armed_earlier_than_the_pending_one_fires_at_its_own_time() {
+    let fired = fire_timers("no timer stopped the loop", |ctx, start, f| {
         let f1 = f.clone();
         ctx.add_timer(Duration::from_secs(5), move |ctx| {
             note(&f1, "late", start);
@@ -85,18 +98,13 @@ fn a_timer_armed_earlier_than_the_pending_one_fires_at_its_own_time() {
             ctx.stop();
         });
     });
-    assert!(join.join().unwrap(), "no timer stopped the loop");
     let late = Some(Duration::from_secs(2));
     assert_fired(&fired, &["early"], Duration::from_millis(50), late);
 }
 
 #[test]
 fn cancelling_the_earliest_timer_still_fires_the_next_on_time() {
-    let fired: Fired = Arc::default();
-    let f = fired.clone();
-    let ((), join) = run_loop(move |ev| {
-        let start = Instant::now();
-        let mut ctx = ev.context();
+    let fired = fire_timers("no timer stopped the loop", |ctx, start, f| {
         let f1 = f.clone();
         let first = ctx.add_timer(Duration::from_millis(30), move |_| {
             note(&f1, "cancelled", start)
@@ -109,46 +117,35 @@ fn cancelling_the_earliest_timer_still_fires_the_next_on_time() {
         // and must arm it again for 120 ms.
         assert!(ctx.cancel_timer(first));
     });
-    assert!(join.join().unwrap(), "no timer stopped the loop");
     let late = Some(Duration::from_secs(2));
     assert_fired(&fired, &["next"], Duration::from_millis(120), late);
 }
 
 #[test]
 fn moving_a_timer_earlier_fires_it_at_the_new_time() {
-    let fired: Fired = Arc::default();
-    let f = fired.clone();
-    let ((), join) = run_loop(move |ev| {
-        let start = Instant::now();
-        let mut ctx = ev.context();
+    let fired = fire_timers("the moved timer did not fire", |ctx, start, f| {
         let id = ctx.add_timer(Duration::from_secs(30), move |ctx| {
             note(&f, "moved", start);
             ctx.stop();
         });
         assert!(ctx.reset_timer(id, Duration::from_millis(60)));
     });
-    assert!(join.join().unwrap(), "the moved timer did not fire");
     let late = Some(Duration::from_secs(2));
     assert_fired(&fired, &["moved"], Duration::from_millis(60), late);
 }
 
 #[test]
 fn a_timer_armed_by_a_firing_timer_fires_too() {
-    let fired: Fired = Arc::default();
-    let f = fired.clone();
-    let ((), join) = run_loop(move |ev| {
-        let start = Instant::now();
-        ev.context()
-            .add_timer(Duration::from_millis(20), move |ctx| {
-                note(&f, "first", start);
-                let f2 = f.clone();
-                ctx.add_timer(Duration::from_millis(40), move |ctx| {
-                    note(&f2, "second", start);
-                    ctx.stop();
-                });
+    let fired = fire_timers("the second timer did not fire", |ctx, start, f| {
+        ctx.add_timer(Duration::from_millis(20), move |ctx| {
+            note(&f, "first", start);
+            let f2 = f.clone();
+            ctx.add_timer(Duration::from_millis(40), move |ctx| {
+                note(&f2, "second", start);
+                ctx.stop();
             });
+        });
     });
-    assert!(join.join().unwrap(), "the second timer did not fire");
     assert_fired(
         &fired,
         &["first", "second"],
